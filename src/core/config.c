@@ -1,0 +1,222 @@
+/* config: table-driven settings from the environment and flags. */
+#include "core/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+typedef enum option_kind {
+    OPT_INT,
+    OPT_LONG,
+    OPT_BOOL,
+    OPT_STRING,
+    OPT_CHOICE,
+} option_kind_t;
+
+typedef struct option {
+    const char *env;
+    option_kind_t kind;
+    size_t offset;
+    size_t size;          /* OPT_STRING: capacity of the char array */
+    const char *fallback; /* default, as text */
+    long min, max;        /* OPT_INT, OPT_LONG */
+    const char *const *choices; /* OPT_CHOICE: NULL-terminated */
+    const char *help;
+} option_t;
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"json", "text", NULL};
+
+#define FIELD(f) offsetof(config_t, f), sizeof(((config_t *)0)->f)
+#define KIB 1024L
+#define MIB (1024L * 1024L)
+
+static const option_t options[] = {
+    {"HOST", OPT_STRING, FIELD(host), "0.0.0.0", 0, 0, NULL,
+     "address to listen on (numeric, or a name resolved once at start-up)"},
+    {"PORT", OPT_INT, FIELD(port), "8080", 0, 65535, NULL,
+     "TCP port; 0 picks a free one and logs it"},
+    {"LOG_LEVEL", OPT_CHOICE, FIELD(log_level), "info", 0, 0, log_levels,
+     "debug | info | warn | error"},
+    {"LOG_FORMAT", OPT_CHOICE, FIELD(log_format), "json", 0, 0, log_formats,
+     "json (one object per line) | text"},
+    {"ACCESS_LOG", OPT_BOOL, FIELD(access_log), "1", 0, 0, NULL,
+     "one log line per request (1 | 0)"},
+    {"MAX_BODY_BYTES", OPT_LONG, FIELD(max_body_bytes), "1048576", 0, 64 * MIB, NULL,
+     "largest request body; more is answered 413"},
+    {"MAX_HEADER_BYTES", OPT_LONG, FIELD(max_header_bytes), "16384", 1 * KIB, 1 * MIB, NULL,
+     "largest request line plus headers; more is answered 431"},
+    {"MAX_URL_BYTES", OPT_LONG, FIELD(max_url_bytes), "8192", 256, 1 * MIB, NULL,
+     "longest request target; longer is answered 414"},
+    {"MAX_HEADERS", OPT_INT, FIELD(max_headers), "100", 8, 10000, NULL,
+     "most header fields in one request; more is answered 431"},
+    {"MAX_CONNECTIONS", OPT_INT, FIELD(max_connections), "20000", 1, 1000000, NULL,
+     "open client connections; further ones are closed at once"},
+    {"MAX_PIPELINE", OPT_INT, FIELD(max_pipeline), "64", 1, 10000, NULL,
+     "requests in flight on one connection before reading pauses"},
+    {"MAX_OUTPUT_BYTES", OPT_LONG, FIELD(max_output_bytes), "1048576", 4 * KIB, 1024 * MIB, NULL,
+     "unsent response bytes on one connection before reading pauses"},
+    {"HEADER_TIMEOUT_MS", OPT_INT, FIELD(header_timeout_ms), "10000", 1, 3600000, NULL,
+     "a request head must arrive within this from its first byte"},
+    {"BODY_TIMEOUT_MS", OPT_INT, FIELD(body_timeout_ms), "30000", 1, 3600000, NULL,
+     "a request body must arrive within this after its head"},
+    {"IDLE_TIMEOUT_MS", OPT_INT, FIELD(idle_timeout_ms), "30000", 1, 86400000, NULL,
+     "an idle keep-alive connection, or one whose client stops reading, is closed after this"},
+    {"SHUTDOWN_TIMEOUT_MS", OPT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 3600000, NULL,
+     "on SIGTERM, in-flight requests get this long to finish"},
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* "MAX_BODY_BYTES" -> "max-body-bytes" */
+static void flag_name(const char *env, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (; env[i] && i + 1 < outlen; i++)
+        out[i] = env[i] == '_' ? '-' : (char)(env[i] | 0x20);
+    out[i] = '\0';
+}
+
+static int parse_integer(const char *text, long min, long max, long *out)
+{
+    if (*text == '\0' || *text == ' ' || *text == '+')
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int apply(config_t *cfg, const option_t *opt, const char *value,
+                 const char *origin, char *err, size_t errlen)
+{
+    char *field = (char *)cfg + opt->offset;
+    long n;
+    switch (opt->kind) {
+    case OPT_INT:
+    case OPT_LONG:
+        if (parse_integer(value, opt->min, opt->max, &n) != 0) {
+            snprintf(err, errlen, "invalid %s%s=\"%.64s\": expected an integer from %ld to %ld",
+                     origin, opt->env, value, opt->min, opt->max);
+            return -1;
+        }
+        if (opt->kind == OPT_INT)
+            *(int *)field = (int)n;
+        else
+            *(long *)field = n;
+        return 0;
+    case OPT_BOOL:
+        if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0) {
+            *(bool *)field = true;
+        } else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0) {
+            *(bool *)field = false;
+        } else {
+            snprintf(err, errlen, "invalid %s%s=\"%.64s\": expected 1 or 0", origin,
+                     opt->env, value);
+            return -1;
+        }
+        return 0;
+    case OPT_STRING:
+        if (strlen(value) >= opt->size) {
+            snprintf(err, errlen, "invalid %s%s: longer than %zu bytes", origin, opt->env,
+                     opt->size - 1);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    case OPT_CHOICE:
+        for (int i = 0; opt->choices[i]; i++) {
+            if (strcmp(value, opt->choices[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        snprintf(err, errlen, "invalid %s%s=\"%.64s\": expected one of", origin, opt->env,
+                 value);
+        for (int i = 0; opt->choices[i]; i++) {
+            size_t used = strlen(err);
+            snprintf(err + used, errlen - used, "%s %s", i ? "," : "", opt->choices[i]);
+        }
+        return -1;
+    }
+    return -1;
+}
+
+static const char *env_lookup(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+config_result_t config_load(config_t *cfg, char *const *envp, int argc,
+                            char *const *argv, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (apply(cfg, &options[i], options[i].fallback, "default ", err, errlen) != 0)
+            return CONFIG_ERROR;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const char *v = env_lookup(envp, options[i].env);
+        if (v && apply(cfg, &options[i], v, "", err, errlen) != 0)
+            return CONFIG_ERROR;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return CONFIG_HELP;
+        if (strcmp(arg, "--version") == 0)
+            return CONFIG_VERSION;
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument \"%.64s\" (see --help)", arg);
+            return CONFIG_ERROR;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const option_t *opt = NULL;
+        for (size_t i = 0; i < N_OPTIONS && !opt; i++) {
+            char flag[64];
+            flag_name(options[i].env, flag, sizeof flag);
+            if (strlen(flag) == name_len && strncmp(flag, name, name_len) == 0)
+                opt = &options[i];
+        }
+        if (!opt) {
+            snprintf(err, errlen, "unknown flag \"%.64s\" (see --help)", arg);
+            return CONFIG_ERROR;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (a + 1 >= argc) {
+                snprintf(err, errlen, "flag --%.*s needs a value", (int)name_len, name);
+                return CONFIG_ERROR;
+            }
+            value = argv[++a];
+        }
+        if (apply(cfg, opt, value, "flag for ", err, errlen) != 0)
+            return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
+void config_print_help(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "Usage: %s [--flag=value ...]\n"
+            "       %s --help | --version\n\n"
+            "Every setting is an environment variable and an equal flag; flags win.\n\n",
+            prog, prog);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char flag[64];
+        flag_name(options[i].env, flag, sizeof flag);
+        fprintf(out, "  %-22s --%-22s default %s\n      %s\n", options[i].env, flag,
+                *options[i].fallback ? options[i].fallback : "(unset)", options[i].help);
+    }
+}

@@ -1,0 +1,172 @@
+/* todo-backend: process wiring, signals and ordered shutdown.
+ *
+ * One thread, one libuv loop. Start-up: configuration (exit 2 on a bad
+ * value), routes, the listener. Shutdown on SIGTERM or SIGINT: readiness
+ * fails, the server drains, then every remaining handle is closed through
+ * its close callback and uv_loop_close() must return 0. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "ops/health.h"
+#include "ops/metrics.h"
+#include "version.h"
+
+extern char **environ;
+
+typedef struct app {
+    uv_loop_t loop;
+    config_t cfg;
+    http_router_t *router;
+    http_server_t *server;
+    uv_signal_t sigterm, sigint;
+    uv_prepare_t log_flusher;
+    bool stopping;
+} app_t;
+
+static void on_log_flush(uv_prepare_t *h)
+{
+    (void)h;
+    log_flush();
+}
+
+static void close_app_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Runs once the server has closed every connection and its own handles. */
+static void on_server_drained(void *arg)
+{
+    app_t *app = arg;
+    close_app_handle((uv_handle_t *)&app->sigterm);
+    close_app_handle((uv_handle_t *)&app->sigint);
+    close_app_handle((uv_handle_t *)&app->log_flusher);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    app_t *app = h->data;
+    if (app->stopping) {
+        log_warn("second signal: cutting open connections", LOG_INT("signal", signum));
+    } else {
+        log_info("shutting down", LOG_INT("signal", signum),
+                 LOG_INT("deadline_ms", app->cfg.shutdown_timeout_ms));
+        app->stopping = true;
+    }
+    http_server_drain(app->server, on_server_drained, app);
+}
+
+/* Lets MAX_CONNECTIONS be reached without EMFILE: each connection is one
+ * descriptor, and the soft limit is often far below the hard one. */
+static void raise_fd_limit(int want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = (rlim_t)want + 64;
+    if (rl.rlim_cur < need) {
+        rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open-file limit", LOG_STR("error", strerror(errno)));
+    }
+    if (rl.rlim_cur < (rlim_t)want)
+        log_warn("open-file limit is below MAX_CONNECTIONS", LOG_INT("limit", (long long)rl.rlim_cur),
+                 LOG_INT("max_connections", want));
+}
+
+static void report_open_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    log_error("handle left open at exit", LOG_STR("type", uv_handle_type_name(h->type)),
+              LOG_BOOL("closing", uv_is_closing(h)));
+}
+
+static int add_routes(app_t *app)
+{
+    const unsigned get = HTTP_METHOD_BIT(HTTP_METHOD_GET);
+    if (http_router_add(app->router, get, "/healthz", health_handle_live, NULL) < 0 ||
+        http_router_add(app->router, get, "/readyz", health_handle_ready, NULL) < 0 ||
+        http_router_add(app->router, get, "/metrics", metrics_handle, app->router) < 0)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static app_t app;
+    char err[512];
+    switch (config_load(&app.cfg, environ, argc, argv, err, sizeof err)) {
+    case CONFIG_OK:
+        break;
+    case CONFIG_HELP:
+        config_print_help(stdout, "todo-backend");
+        return 0;
+    case CONFIG_VERSION:
+        printf("todo-backend %s\n", TODO_VERSION);
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "todo-backend: %s\n", err);
+        return 2;
+    }
+    log_setup((log_level_t)app.cfg.log_level, (log_format_t)app.cfg.log_format, 2);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(app.cfg.max_connections);
+
+    int rc = uv_loop_init(&app.loop);
+    if (rc != 0) {
+        fprintf(stderr, "todo-backend: uv_loop_init: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    app.router = http_router_new();
+    if (!app.router || add_routes(&app) != 0) {
+        fprintf(stderr, "todo-backend: cannot build the route table\n");
+        return 1;
+    }
+    app.server = http_server_new(&app.loop, &app.cfg, app.router);
+    if (!app.server) {
+        fprintf(stderr, "todo-backend: out of memory\n");
+        return 1;
+    }
+    health_add_check("http", http_server_readiness, app.server);
+
+    uv_prepare_init(&app.loop, &app.log_flusher);
+    uv_prepare_start(&app.log_flusher, on_log_flush);
+    uv_unref((uv_handle_t *)&app.log_flusher);
+    uv_signal_init(&app.loop, &app.sigterm);
+    uv_signal_init(&app.loop, &app.sigint);
+    app.sigterm.data = app.sigint.data = &app;
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+
+    int exit_code = 0;
+    if (http_server_listen(app.server) != 0) {
+        exit_code = 1;
+        app.stopping = true;
+        http_server_drain(app.server, on_server_drained, &app);
+    }
+
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+
+    rc = uv_loop_close(&app.loop);
+    if (rc != 0) {
+        uv_walk(&app.loop, report_open_handle, NULL);
+        log_error("event loop closed with handles open", LOG_STR("error", uv_strerror(rc)));
+        exit_code = 1;
+    }
+    http_server_free(app.server);
+    http_router_free(app.router);
+    if (exit_code == 0)
+        log_info("stopped");
+    log_flush();
+    return exit_code;
+}

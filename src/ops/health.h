@@ -1,0 +1,21 @@
+/* health: liveness and readiness.
+ *
+ * /healthz answers 200 while the loop runs: a process that can answer it is
+ * alive. /readyz asks every registered check; each returns NULL when its
+ * dependency is ready or a short word saying why not ("draining",
+ * "connecting"), and any such word makes the answer 503. */
+#ifndef TODO_OPS_HEALTH_H
+#define TODO_OPS_HEALTH_H
+
+#include "http/request.h"
+
+typedef const char *(*health_check_fn)(void *ctx);
+
+/* Returns -1 when the table (16) is full. */
+int health_add_check(const char *name, health_check_fn fn, void *ctx);
+/* True when every check passes. */
+bool health_ready(void);
+void health_handle_live(http_request_t *req, void *ctx);
+void health_handle_ready(http_request_t *req, void *ctx);
+
+#endif
