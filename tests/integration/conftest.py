@@ -1,0 +1,681 @@
+"""Black-box harness for the todo-backend HTTP core.
+
+Starts the real binary (``TODO_BACKEND_BIN``, default ``<repo>/build/todo-backend``)
+on 127.0.0.1 with an ephemeral port, discovers the port from the JSON
+``"msg":"listening"`` log line, and talks to it over raw sockets so that framing,
+pipelining and malformed input can be tested exactly.
+
+Standard library + pytest only.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("TODO_BACKEND_BIN", str(REPO / "build" / "todo-backend"))
+HOST = "127.0.0.1"
+
+# Every configuration variable of the HTTP core. They are removed from the
+# inherited environment so that a developer's shell cannot change a test.
+CONFIG_VARS = (
+    "PORT", "HOST", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG",
+    "MAX_BODY_BYTES", "MAX_HEADER_BYTES", "MAX_URL_BYTES", "MAX_HEADERS",
+    "MAX_CONNECTIONS", "MAX_PIPELINE", "MAX_OUTPUT_BYTES",
+    "HEADER_TIMEOUT_MS", "BODY_TIMEOUT_MS", "IDLE_TIMEOUT_MS",
+    "SHUTDOWN_TIMEOUT_MS",
+)
+
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+IMF_DATE_RE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$")
+RFC3339_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+PROBLEM_TYPE_RE = re.compile(r"^urn:todo-backend:problem:[a-z0-9-]+$")
+
+
+def require_binary():
+    if not os.path.isfile(BIN) or not os.access(BIN, os.X_OK):
+        pytest.fail(f"server binary not found or not executable: {BIN} "
+                    f"(build it, or set TODO_BACKEND_BIN)")
+
+
+def base_env(overrides=None):
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    for k, v in (overrides or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+def sanitizer_findings(text):
+    return [p for p in SANITIZER_PATTERNS if p in text]
+
+
+# --------------------------------------------------------------------------
+# Server process
+# --------------------------------------------------------------------------
+
+class Server:
+    """One todo-backend process. Use through the ``start_server`` fixture."""
+
+    def __init__(self, env=None, args=(), wait_listening=True):
+        require_binary()
+        self.args = [BIN, *args]
+        overrides = {"PORT": 0, "HOST": HOST, "LOG_FORMAT": "json"}
+        overrides.update(env or {})
+        self.env = base_env(overrides)
+        self._lines = []          # stderr lines (str, without newline)
+        self._out_lines = []      # stdout lines
+        self._cond = threading.Condition()
+        self.port = None
+        self.returncode = None
+        self._stopped_by_test = False
+        self.proc = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=self.env)
+        self.pid = self.proc.pid
+        self._threads = [
+            threading.Thread(target=self._reader, args=(self.proc.stderr, self._lines), daemon=True),
+            threading.Thread(target=self._reader, args=(self.proc.stdout, self._out_lines), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        if wait_listening:
+            line = self.wait_log(lambda j: j.get("msg") == "listening", timeout=10.0)
+            if line is None:
+                rc = self.proc.poll()
+                self.kill()
+                pytest.fail(f"server did not log \"msg\":\"listening\" within 10 s "
+                            f"(exit code {rc}); stderr:\n" + "\n".join(self._lines[-50:]))
+            self.listening = line
+            self.port = int(line["port"])
+
+    # -- output ------------------------------------------------------------
+    def _reader(self, stream, sink):
+        for raw in iter(stream.readline, b""):
+            with self._cond:
+                sink.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self._cond.notify_all()
+        stream.close()
+        with self._cond:
+            self._cond.notify_all()
+
+    def logs(self):
+        """stderr lines so far (strings)."""
+        with self._cond:
+            return list(self._lines)
+
+    def stdout_lines(self):
+        with self._cond:
+            return list(self._out_lines)
+
+    def json_logs(self):
+        out = []
+        for line in self.logs():
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(j, dict):
+                out.append(j)
+        return out
+
+    def wait_log(self, pred, timeout=5.0, start=0):
+        """Wait for a JSON log line (index >= start) with pred(obj) true."""
+        deadline = time.monotonic() + timeout
+        idx = start
+        with self._cond:
+            while True:
+                while idx < len(self._lines):
+                    line = self._lines[idx]
+                    idx += 1
+                    try:
+                        j = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(j, dict) and pred(j):
+                        return j
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if self.proc.poll() is not None and all(not t.is_alive() for t in self._threads):
+                    # process gone and all output read: nothing more will come
+                    if idx >= len(self._lines):
+                        return None
+                self._cond.wait(min(left, 0.1))
+
+    # -- process -----------------------------------------------------------
+    def alive(self):
+        return self.proc.poll() is None
+
+    def rss_kib(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """Wait for exit; returns the exit code or None on timeout."""
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._join_readers()
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Send ``sig`` (None: send nothing, e.g. after ``send_signal``) and wait;
+        returns the exit code (negative = killed by signal).
+
+        Fails the test if the process does not exit within ``timeout`` (it is then
+        SIGKILLed)."""
+        self._stopped_by_test = True
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.wait(timeout)
+        if rc is None:
+            self.kill()
+            pytest.fail(f"server pid {self.pid} did not exit within {timeout} s after "
+                        f"signal {sig!r}; stderr tail:\n" + "\n".join(self.logs()[-30:]))
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.returncode = self.proc.wait()
+        self._join_readers()
+
+    def _join_readers(self):
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def teardown(self):
+        """Stop the process if needed; return a list of problems to report."""
+        problems = []
+        if self.proc.poll() is not None and not self._stopped_by_test:
+            rc = self.proc.returncode
+            problems.append(f"server pid {self.pid} exited on its own during the test "
+                            f"(exit code {rc})")
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if self.wait(8.0) is None:
+                self.kill()
+                problems.append(f"server pid {self.pid} ignored SIGTERM at teardown "
+                                f"for 8 s (SIGKILLed)")
+        self._join_readers()
+        text = "\n".join(self.logs() + self.stdout_lines())
+        found = sanitizer_findings(text)
+        if found:
+            problems.append(f"sanitizer report in output of pid {self.pid} ({', '.join(found)}):\n"
+                            + text[-6000:])
+        return problems
+
+    # -- convenience -------------------------------------------------------
+    def connect(self, timeout=5.0, rcvbuf=None):
+        return Conn(self.port, timeout=timeout, rcvbuf=rcvbuf)
+
+    def get(self, path, headers=(), method="GET", body=b"", timeout=5.0):
+        """One request on a fresh keep-alive connection; returns the Response."""
+        with self.connect(timeout=timeout) as c:
+            c.request(method, path, headers=headers, body=body)
+            return c.read_response(timeout=timeout)
+
+    def metrics(self):
+        r = self.get("/metrics")
+        assert r.status == 200, r
+        return parse_metrics(r.body.decode())
+
+
+@pytest.fixture
+def start_server():
+    """Factory: ``start_server(args=(), wait_listening=True, **env)`` -> Server.
+
+    Env values may be ints; ``None`` removes a variable. Every server is stopped at
+    teardown and the test fails on sanitizer reports or an unexpected exit."""
+    servers = []
+
+    def _start(args=(), wait_listening=True, **env):
+        s = Server(env=env, args=args, wait_listening=wait_listening)
+        servers.append(s)
+        return s
+
+    yield _start
+    problems = []
+    for s in servers:
+        problems.extend(s.teardown())
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(start_server):
+    """A server with default limits."""
+    return start_server()
+
+
+def run_binary(args=(), env=None, timeout=10.0):
+    """Run the binary to completion (for --help, bad configuration...).
+
+    Returns CompletedProcess (text). Fails if it does not exit within timeout
+    (e.g. because it started serving) or prints a sanitizer report."""
+    require_binary()
+    overrides = {"HOST": HOST, "PORT": 0}
+    overrides.update(env or {})
+    try:
+        cp = subprocess.run([BIN, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                            env=base_env(overrides), timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{BIN} {' '.join(args)} with {env} did not exit within {timeout} s; "
+                    f"stderr: {e.stderr!r}")
+    cp.stdout = cp.stdout.decode("utf-8", "replace")
+    cp.stderr = cp.stderr.decode("utf-8", "replace")
+    found = sanitizer_findings(cp.stdout + cp.stderr)
+    if found:
+        pytest.fail(f"sanitizer report ({found}):\n{cp.stderr}")
+    return cp
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port_open(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+# --------------------------------------------------------------------------
+# HTTP/1.1 response parsing
+# --------------------------------------------------------------------------
+
+class ProtocolError(Exception):
+    pass
+
+
+class Response:
+    def __init__(self, version, status, reason, header_list, body, raw):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.header_list = header_list          # [(lower-name, value)]
+        self.headers = {}
+        for k, v in header_list:
+            self.headers[k] = v if k not in self.headers else self.headers[k] + ", " + v
+        self.body = body
+        self.raw = raw
+
+    def header_count(self, name):
+        return sum(1 for k, _ in self.header_list if k == name.lower())
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def connection_tokens(self):
+        return {t.strip().lower() for t in self.headers.get("connection", "").split(",") if t.strip()}
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers!r} body={self.body[:300]!r}>"
+
+
+_STATUS_RE = re.compile(rb"^HTTP/(\d)\.(\d) (\d{3})(?: (.*))?$")
+
+
+def _decode_chunked(buf, pos):
+    """Returns (body, new_pos) or None if incomplete."""
+    body = bytearray()
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size_field = bytes(buf[pos:eol]).split(b";")[0].strip()
+        try:
+            size = int(size_field, 16)
+        except ValueError:
+            raise ProtocolError(f"bad chunk size {size_field!r}")
+        pos = eol + 2
+        if size == 0:
+            # trailers until empty line
+            while True:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    return None
+                line = buf[pos:eol]
+                pos = eol + 2
+                if not line:
+                    return bytes(body), pos
+        if len(buf) < pos + size + 2:
+            return None
+        body += buf[pos:pos + size]
+        if buf[pos + size:pos + size + 2] != b"\r\n":
+            raise ProtocolError("missing CRLF after chunk")
+        pos += size + 2
+
+
+def parse_one(buf, pos=0, head=False, eof=False):
+    """Parse one response from buf[pos:]. Returns (Response, new_pos) or None when
+    incomplete. ``head``: the response answers a HEAD request (no body).
+    ``eof``: the peer closed, so a body without framing ends here."""
+    end = buf.find(b"\r\n\r\n", pos)
+    if end < 0:
+        if eof and len(buf) > pos:
+            raise ProtocolError(f"truncated response head: {bytes(buf[pos:pos + 200])!r}")
+        return None
+    lines = bytes(buf[pos:end]).split(b"\r\n")
+    m = _STATUS_RE.match(lines[0])
+    if not m:
+        raise ProtocolError(f"bad status line {lines[0][:200]!r}")
+    version = f"{m.group(1).decode()}.{m.group(2).decode()}"
+    status = int(m.group(3))
+    reason = (m.group(4) or b"").decode("latin-1")
+    hl = []
+    for line in lines[1:]:
+        if b":" not in line or line[:1] in (b" ", b"\t"):
+            raise ProtocolError(f"bad header line {line[:200]!r}")
+        k, v = line.split(b":", 1)
+        if k != k.strip():
+            raise ProtocolError(f"whitespace in header name {k!r}")
+        hl.append((k.decode("latin-1").lower(), v.strip().decode("latin-1")))
+    headers = dict(hl)
+    bpos = end + 4
+    if 100 <= status < 200 or status in (204, 304) or head:
+        body, npos = b"", bpos
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
+        r = _decode_chunked(buf, bpos)
+        if r is None:
+            if eof:
+                raise ProtocolError("truncated chunked body")
+            return None
+        body, npos = r
+    elif "content-length" in headers:
+        try:
+            n = int(headers["content-length"])
+        except ValueError:
+            raise ProtocolError(f"bad Content-Length {headers['content-length']!r}")
+        if len(buf) < bpos + n:
+            if eof:
+                raise ProtocolError(f"truncated body: want {n}, have {len(buf) - bpos}")
+            return None
+        body, npos = bytes(buf[bpos:bpos + n]), bpos + n
+    else:
+        if not eof:
+            return None
+        body, npos = bytes(buf[bpos:]), len(buf)
+    return Response(version, status, reason, hl, body, bytes(buf[pos:npos])), npos
+
+
+def parse_responses(data, methods=None, eof=True):
+    """Split a byte stream into sequential responses.
+
+    ``methods``: the request methods in order (to know which responses answer a
+    HEAD); interim 1xx responses do not consume a method. Returns (responses,
+    leftover_bytes). With eof=True, trailing garbage raises ProtocolError."""
+    out = []
+    pos = 0
+    mi = 0
+    while pos < len(data):
+        head = bool(methods) and mi < len(methods) and methods[mi] == "HEAD"
+        r = parse_one(data, pos, head=head, eof=eof)
+        if r is None:
+            break
+        resp, pos = r
+        out.append(resp)
+        if not (100 <= resp.status < 200):
+            mi += 1
+    return out, bytes(data[pos:])
+
+
+# --------------------------------------------------------------------------
+# Raw connection
+# --------------------------------------------------------------------------
+
+def build_request(method, path, headers=(), body=b"", version="HTTP/1.1", host=True):
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    lines = [f"{method} {path} {version}"]
+    names = {k.lower() for k, _ in headers}
+    if host and "host" not in names:
+        lines.append("Host: 127.0.0.1")
+    for k, v in headers:
+        lines.append(f"{k}: {v}")
+    if body and "content-length" not in names and "transfer-encoding" not in names:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class Conn:
+    """A raw client connection with an incremental response reader."""
+
+    def __init__(self, port, timeout=5.0, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((HOST, port))
+        self.buf = bytearray()
+        self.pos = 0
+        self.methods = []       # methods of requests whose final response is pending
+        self.closed = False     # peer closed (EOF or reset)
+        self.reset = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data, methods=()):
+        self.methods.extend(methods)
+        self.sock.sendall(data)
+
+    def request(self, method, path, headers=(), body=b"", version="HTTP/1.1"):
+        self.send(build_request(method, path, headers, body, version), methods=[method])
+
+    def _fill(self, deadline):
+        """Read once. Returns False on timeout, True if data or EOF arrived."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            self.closed = self.reset = True
+            return True
+        if not data:
+            self.closed = True
+        else:
+            self.buf += data
+        return True
+
+    def _try_parse(self):
+        head = bool(self.methods) and self.methods[0] == "HEAD"
+        r = parse_one(self.buf, self.pos, head=head, eof=self.closed)
+        if r is None:
+            return None
+        resp, self.pos = r
+        if not (100 <= resp.status < 200) and self.methods:
+            self.methods.pop(0)
+        if self.pos > (1 << 20):
+            del self.buf[:self.pos]
+            self.pos = 0
+        return resp
+
+    def read_response(self, timeout=5.0):
+        """Next response (interim 1xx included). Raises AssertionError on timeout
+        or if the connection closes first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            resp = self._try_parse()
+            if resp is not None:
+                return resp
+            if self.closed:
+                raise AssertionError(f"connection closed before a complete response; "
+                                     f"pending bytes {bytes(self.buf[self.pos:self.pos + 300])!r}")
+            if not self._fill(deadline):
+                raise AssertionError(f"no complete response within {timeout} s; pending "
+                                     f"bytes {bytes(self.buf[self.pos:self.pos + 300])!r}")
+
+    def read_responses(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        out = []
+        while len(out) < n:
+            out.append(self.read_response(timeout=max(0.01, deadline - time.monotonic())))
+        return out
+
+    def read_until_close(self, timeout=5.0):
+        """Read every response until the peer closes or timeout.
+
+        Returns (responses, closed). Trailing unparseable bytes raise."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while True:
+            while True:
+                resp = self._try_parse()
+                if resp is None:
+                    break
+                out.append(resp)
+            if self.closed:
+                if self.pos < len(self.buf):
+                    raise ProtocolError(f"garbage after responses: "
+                                        f"{bytes(self.buf[self.pos:self.pos + 300])!r}")
+                return out, True
+            if not self._fill(deadline):
+                return out, False
+
+    def wait_closed(self, timeout=5.0):
+        """True if the peer closes (EOF/reset) within timeout. Data received in the
+        meantime is kept in the buffer."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            if not self._fill(deadline):
+                return False
+        return True
+
+    def pending(self):
+        return bytes(self.buf[self.pos:])
+
+
+def raw_exchange(port, data, timeout=3.0, methods=None):
+    """Send raw bytes on a new connection, read all responses until the server
+    closes or timeout. Returns (responses, closed)."""
+    with Conn(port, timeout=timeout) as c:
+        c.send(data, methods=methods or [])
+        return c.read_until_close(timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# Assertions shared by the test modules
+# --------------------------------------------------------------------------
+
+def assert_common_headers(resp, head=False):
+    """Every final response has Date, Content-Length (matching the body unless
+    HEAD) and a well-formed X-Request-Id."""
+    assert resp.header_count("date") == 1, f"Date missing/duplicated: {resp!r}"
+    assert IMF_DATE_RE.match(resp.headers["date"]), f"bad Date {resp.headers['date']!r}"
+    assert resp.header_count("content-length") == 1, f"Content-Length missing: {resp!r}"
+    assert "transfer-encoding" not in resp.headers, resp
+    cl = int(resp.headers["content-length"])
+    if not head:
+        assert cl == len(resp.body), resp
+    rid = resp.headers.get("x-request-id")
+    assert rid is not None, f"X-Request-Id missing: {resp!r}"
+    assert CLIENT_ID_RE.match(rid) or UUID_RE.match(rid), f"bad X-Request-Id {rid!r}"
+
+
+def assert_problem(resp, status):
+    """An RFC 9457 problem+json body with our conventions."""
+    assert resp.status == status, f"expected {status}, got {resp!r}"
+    ct = resp.headers.get("content-type", "")
+    assert ct.split(";")[0].strip().lower() == "application/problem+json", resp
+    doc = resp.json()
+    assert isinstance(doc, dict), doc
+    assert PROBLEM_TYPE_RE.match(doc.get("type", "")), doc
+    assert isinstance(doc.get("title"), str) and doc["title"], doc
+    assert doc.get("status") == status and type(doc["status"]) is int, doc
+    assert isinstance(doc.get("detail"), str), doc
+    assert_common_headers(resp)
+    return doc
+
+
+# --------------------------------------------------------------------------
+# Prometheus text
+# --------------------------------------------------------------------------
+
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+_LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+def parse_metrics(text):
+    """Returns a list of (name, labels dict, float value). Raises on bad lines."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        if not m:
+            raise ValueError(f"bad metrics line {line!r}")
+        labels = {}
+        if m.group(3):
+            rest = m.group(3)
+            pos = 0
+            while pos < len(rest):
+                lm = _LABEL_RE.match(rest, pos)
+                if not lm:
+                    raise ValueError(f"bad labels in {line!r}")
+                labels[lm.group(1)] = lm.group(2).encode().decode("unicode_escape")
+                pos = lm.end()
+        out.append((m.group(1), labels, float(m.group(4))))
+    return out
+
+
+def metric(samples, name, **labels):
+    """Sum of samples named ``name`` whose labels include ``labels``; None if none."""
+    vals = [v for n, l, v in samples
+            if n == name and all(l.get(k) == str(x) for k, x in labels.items())]
+    return sum(vals) if vals else None
+
+
+def poll(fn, timeout=3.0, interval=0.05):
+    """Call fn until it returns a truthy value or timeout; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
