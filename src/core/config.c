@@ -216,7 +216,10 @@ void config_print_help(FILE *out, const char *prog)
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char flag[64];
         flag_name(options[i].env, flag, sizeof flag);
-        fprintf(out, "  %-22s --%-22s default %s\n      %s\n", options[i].env, flag,
+        fprintf(out, "  %-22s --%-22s default %s\n      %s", options[i].env, flag,
                 *options[i].fallback ? options[i].fallback : "(unset)", options[i].help);
+        if (options[i].kind == OPT_INT || options[i].kind == OPT_LONG)
+            fprintf(out, " [%ld..%ld]", options[i].min, options[i].max);
+        fputc('\n', out);
     }
 }

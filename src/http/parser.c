@@ -16,7 +16,7 @@ struct http_parser {
     http_request_t *req; /* the message being parsed, NULL between messages */
     size_t head_bytes;
     size_t url_bytes;
-    size_t trailer_bytes;
+    size_t trailer_bytes; /* trailers and chunk extensions */
     bool in_body;
     bool in_trailers;
     /* obs-fold detection. llhttp 8.1 hands a folded continuation line
@@ -28,6 +28,17 @@ struct http_parser {
     const char *chunk_start, *chunk_end;
     bool span_ended_at_chunk_end;
     char prev_chunk_last_non_ws; /* last byte not SP/HT of earlier input */
+
+    /* Bare-LF detection. llhttp 8.1 (even in strict mode) accepts a lone LF
+     * as the end of the request line or of the header block, a framing
+     * difference a front proxy could be made to disagree with. Every head
+     * byte is scanned once: from the message's first method byte to the
+     * position where on_headers_complete pauses the parser. */
+    bool head_open;
+    bool head_paused;
+    const char *scan_from;
+    char prev_head_byte;
+    size_t field_len;
     bool value_completed;
     bool in_value;
 
@@ -75,8 +86,13 @@ static int on_message_begin(llhttp_t *l)
 
 static int on_method(llhttp_t *l, const char *at, size_t len)
 {
-    (void)at;
-    return count_head(parser_of(l), len);
+    http_parser_t *p = parser_of(l);
+    if (!p->head_open) {
+        p->head_open = true;
+        p->scan_from = at;
+        p->prev_head_byte = 0;
+    }
+    return count_head(p, len);
 }
 
 static int on_url(llhttp_t *l, const char *at, size_t len)
@@ -111,6 +127,7 @@ static int on_url_complete(llhttp_t *l)
 static int on_header_field(llhttp_t *l, const char *at, size_t len)
 {
     http_parser_t *p = parser_of(l);
+    p->field_len += len;
     if (p->in_trailers) {
         p->in_value = false;
         p->value_completed = false;
@@ -149,6 +166,16 @@ static int on_header_field(llhttp_t *l, const char *at, size_t len)
     if (buf_append(&req->head, at, len) != 0)
         return fail(p, 431, "request line and headers are too large");
     req->spans[req->n_spans - 1].name_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *l)
+{
+    http_parser_t *p = parser_of(l);
+    bool empty = p->field_len == 0;
+    p->field_len = 0;
+    if (empty)
+        return fail(p, 400, "empty header field name");
     return 0;
 }
 
@@ -332,11 +359,35 @@ static int on_headers_complete(llhttp_t *l)
             return fail(p, 417, "only Expect: 100-continue is understood");
     }
 
+    /* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. Two
+     * differing Hosts are a classic way to make a proxy and us disagree. */
+    int hosts = http_request_header_count(req, "host");
+    if (hosts > 1 || (hosts == 0 && req->http_minor == 1))
+        return fail(p, 400, hosts ? "more than one Host header" : "missing Host header");
+
+    /* Only "chunked" is understood (RFC 9112 6.1: 501 for other codings
+     * such as "gzip, chunked"); a final coding other than chunked leaves the
+     * length unknown, and llhttp answers that with an error (400) itself. */
+    int codings = http_request_header_count(req, "transfer-encoding");
+    if (codings > 1)
+        return fail(p, 400, "more than one Transfer-Encoding header");
+    if (codings == 1 && (l->flags & F_CHUNKED)) {
+        size_t tlen;
+        const char *te = http_request_header(req, "transfer-encoding", &tlen);
+        if (tlen != 7 || strncasecmp(te, "chunked", 7) != 0)
+            return fail(p, 501, "only the chunked transfer coding is implemented");
+    }
+
+    if (l->method == HTTP_CONNECT)
+        return fail(p, 400, "CONNECT is not supported");
+
     p->in_body = true;
     p->in_value = false;
     p->value_completed = false;
-    p->hooks.on_head(p->ctx, req);
-    return 0;
+    /* Pause so http_parser_feed learns where the head ends; it checks the
+     * head's line ends, tells the hooks, and resumes. */
+    p->head_paused = true;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *l, const char *at, size_t len)
@@ -345,6 +396,17 @@ static int on_body(llhttp_t *l, const char *at, size_t len)
     if (p->req->body.len + len > p->limits.max_body ||
         buf_append(&p->req->body, at, len) != 0)
         return fail(p, 413, "request body is too large");
+    return 0;
+}
+
+/* Chunk extensions are parsed and ignored, but bounded like trailers. */
+static int on_chunk_extension(llhttp_t *l, const char *at, size_t len)
+{
+    http_parser_t *p = parser_of(l);
+    (void)at;
+    p->trailer_bytes += len;
+    if (p->trailer_bytes > p->limits.max_head)
+        return fail(p, 431, "chunk extensions are too large");
     return 0;
 }
 
@@ -370,7 +432,10 @@ static int on_message_complete(llhttp_t *l)
 {
     http_parser_t *p = parser_of(l);
     http_request_t *req = p->req;
-    req->keep_alive = llhttp_should_keep_alive(l) != 0;
+    /* A protocol switch is never performed: the request is answered as
+     * HTTP/1.1 and the connection closed, since what follows is not HTTP/1.1
+     * (RFC 9110 7.8 lets a server ignore Upgrade). */
+    req->keep_alive = llhttp_should_keep_alive(l) != 0 && !l->upgrade;
     p->req = NULL;
     p->in_body = false;
     p->in_trailers = false;
@@ -386,11 +451,14 @@ static const llhttp_settings_t settings = {
     .on_url_complete = on_url_complete,
     .on_version = on_version,
     .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_chunk_header = on_chunk_header,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
     .on_chunk_complete = on_chunk_complete,
     .on_message_complete = on_message_complete,
 };
@@ -438,7 +506,7 @@ static const char *llhttp_error_detail(llhttp_errno_t err)
     case HPE_INVALID_VERSION: return "invalid HTTP version";
     case HPE_INVALID_HEADER_TOKEN: return "invalid header field";
     case HPE_INVALID_CONTENT_LENGTH: return "invalid Content-Length";
-    case HPE_UNEXPECTED_CONTENT_LENGTH: return "Content-Length together with Transfer-Encoding";
+    case HPE_UNEXPECTED_CONTENT_LENGTH: return "conflicting Content-Length or Transfer-Encoding";
     case HPE_INVALID_TRANSFER_ENCODING: return "invalid Transfer-Encoding";
     case HPE_INVALID_CHUNK_SIZE: return "invalid chunk size";
     case HPE_CR_EXPECTED: return "CR expected";
@@ -450,40 +518,75 @@ static const char *llhttp_error_detail(llhttp_errno_t err)
     }
 }
 
+static void note_last_non_ws(http_parser_t *p, const char *from, const char *to)
+{
+    for (const char *q = to; q > from; q--) {
+        if (q[-1] != ' ' && q[-1] != '\t') {
+            p->prev_chunk_last_non_ws = q[-1];
+            return;
+        }
+    }
+}
+
+/* True when [from, to) holds an LF not preceded by CR. */
+static bool has_bare_lf(http_parser_t *p, const char *from, const char *to)
+{
+    char prev = p->prev_head_byte;
+    for (const char *q = from; q < to; q++) {
+        if (*q == '\n' && prev != '\r')
+            return true;
+        prev = *q;
+    }
+    p->prev_head_byte = prev;
+    return false;
+}
+
 http_parse_result_t http_parser_feed(http_parser_t *p, const char *data, size_t len,
                                      size_t *consumed)
 {
-    p->chunk_start = data;
-    p->chunk_end = data + len;
-    llhttp_errno_t err = llhttp_execute(&p->llhttp, data, len);
-    for (size_t i = len; i > 0; i--) {
-        if (data[i - 1] != ' ' && data[i - 1] != '\t') {
-            p->prev_chunk_last_non_ws = data[i - 1];
-            break;
+    const char *cur = data, *end = data + len;
+    for (;;) {
+        p->chunk_start = cur;
+        p->chunk_end = end;
+        if (p->head_open)
+            p->scan_from = cur;
+        p->head_paused = false;
+        llhttp_errno_t err = llhttp_execute(&p->llhttp, cur, (size_t)(end - cur));
+        const char *stop = err == HPE_OK ? end : llhttp_get_error_pos(&p->llhttp);
+        note_last_non_ws(p, cur, stop);
+        *consumed = (size_t)(stop - data);
+
+        if (p->head_open && !p->error_status) {
+            if (has_bare_lf(p, p->scan_from, stop)) {
+                fail(p, 400, "line ends must be CRLF");
+                return HTTP_PARSE_ERROR;
+            }
+            if (p->head_paused)
+                p->head_open = false;
         }
-    }
-    switch (err) {
-    case HPE_OK:
-        *consumed = len;
-        return HTTP_PARSE_OK;
-    case HPE_PAUSED:
-        *consumed = (size_t)(llhttp_get_error_pos(&p->llhttp) - data);
-        return HTTP_PARSE_PAUSED;
-    case HPE_PAUSED_UPGRADE:
-        *consumed = (size_t)(llhttp_get_error_pos(&p->llhttp) - data);
-        return HTTP_PARSE_UPGRADE;
-    case HPE_USER:
-        *consumed = (size_t)(llhttp_get_error_pos(&p->llhttp) - data);
-        if (!p->error_status)
-            fail(p, 400, "malformed request");
-        return HTTP_PARSE_ERROR;
-    default:
-        *consumed = len;
-        if (err == HPE_INVALID_VERSION)
-            fail(p, 505, "only HTTP/1.0 and HTTP/1.1 are served");
-        else
+        if (err == HPE_PAUSED && p->head_paused) {
+            p->hooks.on_head(p->ctx, p->req);
+            llhttp_resume(&p->llhttp);
+            cur = stop;
+            continue; /* even with no bytes left: a bodiless message completes now */
+        }
+
+        switch (err) {
+        case HPE_OK:
+            return HTTP_PARSE_OK;
+        case HPE_PAUSED:
+            return HTTP_PARSE_PAUSED;
+        case HPE_PAUSED_UPGRADE:
+            return HTTP_PARSE_UPGRADE;
+        case HPE_USER:
+            if (!p->error_status)
+                fail(p, 400, "malformed request");
+            return HTTP_PARSE_ERROR;
+        default:
+            *consumed = len;
             fail(p, 400, llhttp_error_detail(err));
-        return HTTP_PARSE_ERROR;
+            return HTTP_PARSE_ERROR;
+        }
     }
 }
 

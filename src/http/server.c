@@ -420,7 +420,6 @@ static void on_conn_timer(uv_timer_t *t)
             return;
         }
         c->timer_kind = TIMER_NONE;
-        req->owner = c;
         req->start_ns = uv_hrtime();
         if (!req->request_id[0])
             uuid_v4(req->request_id);
@@ -493,11 +492,26 @@ static void conn_update_timer(conn_t *c)
 
 /* ---- parser hooks ------------------------------------------------------- */
 
+static void conn_request_done(http_request_t *req);
+
+/* Every request this server hands out is owned by its connection from the
+ * start, so any path that answers it (handler, timeout, parse error) ends in
+ * conn_request_done. */
+static http_request_t *conn_new_request(conn_t *c)
+{
+    http_request_t *req = request_get(c->srv);
+    if (req) {
+        req->owner = c;
+        req->on_done = conn_request_done;
+    }
+    return req;
+}
+
 static http_request_t *hook_request_alloc(void *ctx)
 {
     conn_t *c = ctx;
     c->head_started = uv_now(c->srv->loop);
-    return request_get(c->srv);
+    return conn_new_request(c);
 }
 
 static void hook_on_head(void *ctx, http_request_t *req)
@@ -514,8 +528,6 @@ static void hook_on_head(void *ctx, http_request_t *req)
     }
 }
 
-static void conn_request_done(http_request_t *req);
-
 static bool hook_on_request(void *ctx, http_request_t *req)
 {
     conn_t *c = ctx;
@@ -526,8 +538,6 @@ static bool hook_on_request(void *ctx, http_request_t *req)
         request_put(srv, req);
         return true;
     }
-    req->owner = c;
-    req->on_done = conn_request_done;
     req->start_ns = uv_hrtime();
     size_t len;
     const char *id = http_request_header(req, "x-request-id", &len);
@@ -585,13 +595,11 @@ static void conn_fail(conn_t *c)
     const char *detail = http_parser_error_detail(c->parser);
     http_request_t *req = http_parser_take_request(c->parser);
     if (!req)
-        req = request_get(srv);
+        req = conn_new_request(c);
     if (!req) {
         conn_close(c, "out of memory");
         return;
     }
-    req->owner = c;
-    req->on_done = conn_request_done;
     req->start_ns = uv_hrtime();
     if (!req->request_id[0])
         uuid_v4(req->request_id);
@@ -606,6 +614,7 @@ static void conn_fail(conn_t *c)
                        : status == 431 ? "header-fields-too-large"
                        : status == 417 ? "expectation-failed"
                        : status == 505 ? "http-version-not-supported"
+                       : status == 501 ? "not-implemented"
                        : status == 503 ? "unavailable"
                                        : "malformed-request";
     http_problem(req, status, slug, detail);
