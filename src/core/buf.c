@@ -141,6 +141,7 @@ int buf_append_json_escaped(buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
+    size_t mark = b->len;
     size_t i = 0;
     while (i < len) {
         size_t run = i;
@@ -148,8 +149,10 @@ int buf_append_json_escaped(buf_t *b, const char *s, size_t len)
         while (run < len && p[run] >= 0x20 && p[run] < 0x80 &&
                p[run] != '"' && p[run] != '\\')
             run++;
-        if (run > i && buf_append(b, p + i, run - i) != 0)
+        if (run > i && buf_append(b, p + i, run - i) != 0) {
+            b->len = mark;
             return -1;
+        }
         i = run;
         if (i >= len)
             break;
@@ -173,8 +176,10 @@ int buf_append_json_escaped(buf_t *b, const char *s, size_t len)
                 i += n;
             }
         }
-        if (rc != 0)
+        if (rc != 0) {
+            b->len = mark;
             return -1;
+        }
     }
     return 0;
 }

@@ -81,7 +81,8 @@ static void flag_name(const char *env, char *out, size_t outlen)
 
 static int parse_integer(const char *text, long min, long max, long *out)
 {
-    if (*text == '\0' || *text == ' ' || *text == '+')
+    /* strtol would skip leading white space and take a '+'. */
+    if (!((*text >= '0' && *text <= '9') || *text == '-'))
         return -1;
     errno = 0;
     char *end;
@@ -92,17 +93,30 @@ static int parse_integer(const char *text, long min, long max, long *out)
     return 0;
 }
 
-static int apply(config_t *cfg, const option_t *opt, const char *value,
+/* The value as it may appear in the one-line error: control bytes would
+ * break the line, so they are shown as '?'. */
+static const char *printable(const char *value, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (; value[i] && i + 1 < outlen; i++)
+        out[i] = (unsigned char)value[i] < 0x20 || value[i] == 0x7F ? '?' : value[i];
+    out[i] = '\0';
+    return out;
+}
+
+static int apply(config_t *cfg, const option_t *opt, const char *raw_value,
                  const char *origin, char *err, size_t errlen)
 {
     char *field = (char *)cfg + opt->offset;
+    char shown[72];
+    const char *value = raw_value;
     long n;
     switch (opt->kind) {
     case OPT_INT:
     case OPT_LONG:
         if (parse_integer(value, opt->min, opt->max, &n) != 0) {
             snprintf(err, errlen, "invalid %s%s=\"%.64s\": expected an integer from %ld to %ld",
-                     origin, opt->env, value, opt->min, opt->max);
+                     origin, opt->env, printable(value, shown, sizeof shown), opt->min, opt->max);
             return -1;
         }
         if (opt->kind == OPT_INT)
@@ -117,7 +131,7 @@ static int apply(config_t *cfg, const option_t *opt, const char *value,
             *(bool *)field = false;
         } else {
             snprintf(err, errlen, "invalid %s%s=\"%.64s\": expected 1 or 0", origin,
-                     opt->env, value);
+                     opt->env, printable(value, shown, sizeof shown));
             return -1;
         }
         return 0;
@@ -137,7 +151,7 @@ static int apply(config_t *cfg, const option_t *opt, const char *value,
             }
         }
         snprintf(err, errlen, "invalid %s%s=\"%.64s\": expected one of", origin, opt->env,
-                 value);
+                 printable(value, shown, sizeof shown));
         for (int i = 0; opt->choices[i]; i++) {
             size_t used = strlen(err);
             snprintf(err + used, errlen - used, "%s %s", i ? "," : "", opt->choices[i]);
@@ -174,8 +188,10 @@ config_result_t config_load(config_t *cfg, char *const *envp, int argc,
             return CONFIG_HELP;
         if (strcmp(arg, "--version") == 0)
             return CONFIG_VERSION;
+        char shown[72];
         if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, errlen, "unexpected argument \"%.64s\" (see --help)", arg);
+            snprintf(err, errlen, "unexpected argument \"%.64s\" (see --help)",
+                     printable(arg, shown, sizeof shown));
             return CONFIG_ERROR;
         }
         const char *name = arg + 2;
@@ -189,7 +205,8 @@ config_result_t config_load(config_t *cfg, char *const *envp, int argc,
                 opt = &options[i];
         }
         if (!opt) {
-            snprintf(err, errlen, "unknown flag \"%.64s\" (see --help)", arg);
+            snprintf(err, errlen, "unknown flag \"%.64s\" (see --help)",
+                     printable(arg, shown, sizeof shown));
             return CONFIG_ERROR;
         }
         const char *value = eq ? eq + 1 : NULL;

@@ -2,6 +2,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,6 +109,8 @@ static int append_field(buf_t *b, const log_field_t *f)
     case LOG_FIELD_INT:
         return buf_printf(b, "%lld", f->v.i);
     case LOG_FIELD_DOUBLE:
+        if (!isfinite(f->v.d)) /* JSON has no NaN or infinity */
+            return buf_append_str(b, "null");
         return buf_printf(b, "%.3f", f->v.d);
     case LOG_FIELD_BOOL:
         return buf_append_str(b, f->v.i ? "true" : "false");

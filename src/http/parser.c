@@ -34,8 +34,10 @@ struct http_parser {
      * difference a front proxy could be made to disagree with. Every head
      * byte is scanned once: from the message's first method byte to the
      * position where on_headers_complete pauses the parser. */
-    bool head_open;
-    bool head_paused;
+    bool head_open;        /* scanning: the head, or later the trailers */
+    bool head_paused;      /* paused at the end of the head */
+    bool trailers_paused;  /* paused at the start of the trailer section */
+    http_request_t *done;  /* complete message, handed over after the scan */
     const char *scan_from;
     char prev_head_byte;
     size_t field_len;
@@ -420,10 +422,14 @@ static int on_chunk_header(llhttp_t *l)
 {
     http_parser_t *p = parser_of(l);
     /* A zero-length chunk ends the body; header callbacks after it are
-     * trailers. */
-    if (l->content_length == 0)
+     * trailers, whose line ends are scanned like the head's: pause so the
+     * feed loop learns where they start. */
+    if (l->content_length == 0) {
         p->in_trailers = true;
-    else if (p->req->body.len + l->content_length > p->limits.max_body)
+        p->trailers_paused = true;
+        return HPE_PAUSED;
+    }
+    if (p->req->body.len + l->content_length > p->limits.max_body)
         return fail(p, 413, "request body is too large");
     return 0;
 }
@@ -439,9 +445,10 @@ static int on_message_complete(llhttp_t *l)
     p->req = NULL;
     p->in_body = false;
     p->in_trailers = false;
-    if (p->hooks.on_request(p->ctx, req))
-        return HPE_PAUSED;
-    return 0;
+    /* Handed over by the feed loop once the trailers' line ends are known
+     * to be clean. */
+    p->done = req;
+    return HPE_PAUSED;
 }
 
 static const llhttp_settings_t settings = {
@@ -551,6 +558,7 @@ http_parse_result_t http_parser_feed(http_parser_t *p, const char *data, size_t 
         if (p->head_open)
             p->scan_from = cur;
         p->head_paused = false;
+        p->trailers_paused = false;
         llhttp_errno_t err = llhttp_execute(&p->llhttp, cur, (size_t)(end - cur));
         const char *stop = err == HPE_OK ? end : llhttp_get_error_pos(&p->llhttp);
         note_last_non_ws(p, cur, stop);
@@ -559,9 +567,14 @@ http_parse_result_t http_parser_feed(http_parser_t *p, const char *data, size_t 
         if (p->head_open && !p->error_status) {
             if (has_bare_lf(p, p->scan_from, stop)) {
                 fail(p, 400, "line ends must be CRLF");
+                if (p->done) {
+                    /* Its trailers were bad: the message is not answered. */
+                    p->req = p->done;
+                    p->done = NULL;
+                }
                 return HTTP_PARSE_ERROR;
             }
-            if (p->head_paused)
+            if (p->head_paused || p->done)
                 p->head_open = false;
         }
         if (err == HPE_PAUSED && p->head_paused) {
@@ -569,6 +582,24 @@ http_parse_result_t http_parser_feed(http_parser_t *p, const char *data, size_t 
             llhttp_resume(&p->llhttp);
             cur = stop;
             continue; /* even with no bytes left: a bodiless message completes now */
+        }
+        if (err == HPE_PAUSED && p->trailers_paused) {
+            p->head_open = true;
+            p->scan_from = stop;
+            p->prev_head_byte = '\n';
+            llhttp_resume(&p->llhttp);
+            cur = stop;
+            continue;
+        }
+        if (err == HPE_PAUSED && p->done) {
+            http_request_t *req = p->done;
+            p->done = NULL;
+            bool pause = p->hooks.on_request(p->ctx, req);
+            llhttp_resume(&p->llhttp);
+            if (pause)
+                return HTTP_PARSE_PAUSED;
+            cur = stop;
+            continue; /* even with no bytes left: an upgrade is reported now */
         }
 
         switch (err) {
@@ -584,7 +615,13 @@ http_parse_result_t http_parser_feed(http_parser_t *p, const char *data, size_t 
             return HTTP_PARSE_ERROR;
         default:
             *consumed = len;
-            fail(p, 400, llhttp_error_detail(err));
+            /* A well-formed version we do not serve is 505; a malformed
+             * one (or a bad byte after it) is 400. */
+            if (err == HPE_INVALID_VERSION &&
+                strcmp(llhttp_get_error_reason(&p->llhttp), "Invalid HTTP version") == 0)
+                fail(p, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+            else
+                fail(p, 400, llhttp_error_detail(err));
             return HTTP_PARSE_ERROR;
         }
     }

@@ -101,6 +101,8 @@ static int hex_value(char c)
 static long percent_decode(const char *in, size_t len, char *out, size_t outlen, bool plus_is_space)
 {
     size_t o = 0;
+    if (outlen == 0)
+        return -1;
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
         if (c == '%') {

@@ -68,8 +68,8 @@ struct http_request {
     bool expect_continue;
     bool has_body;
 
-    /* The request target as sent, then split; path and query point into
-     * head and are NUL-terminated. */
+    /* The request target as sent (NUL-terminated), then split: path and
+     * query point into it and are delimited by their lengths only. */
     const char *target;
     size_t target_len;
     const char *path;

@@ -20,8 +20,8 @@ BUF_MUSTCHECK int http_response_header(http_request_t *req, const char *name, co
 /* Sets status, type and body at once and finishes the request. */
 void http_respond(http_request_t *req, int status, const char *content_type,
                   const char *body, size_t len);
-/* Finishes with whatever is in req->res; a body that overflowed its bound
- * becomes a 500 problem instead of a truncated document. */
+/* Finishes with whatever is in req->res. Handlers check their appends: a
+ * failed one must become a problem (500), never a truncated document. */
 void http_response_end(http_request_t *req);
 
 /* Appends the status line, headers and body (none for HEAD, 1xx, 204, 304).

@@ -75,8 +75,11 @@ int http_router_add(http_router_t *r, unsigned methods, const char *tmpl,
             s->len = len;
         }
         p += len;
-        if (*p == '/')
+        if (*p == '/') {
             p++;
+            if (*p == '\0')
+                goto malformed; /* "/a/" would never match a request */
+        }
     }
     rt->methods = methods;
     rt->handler = handler;

@@ -111,6 +111,22 @@ static void test_query_too_long_for_out(void)
     http_request_free(&req);
 }
 
+/* With outlen 0 not even the NUL fits, so every value is "too long" (-2);
+ * percent_decode() writes the terminator before checking, one byte past
+ * the buffer it was given. */
+static void test_query_outlen_zero_writes_nothing(void)
+{
+    http_request_t req;
+    with_query(&req, "c=&v=x");
+    char out[4] = "XXX";
+    long empty = http_request_query(&req, "c", out, 0);
+    long one = http_request_query(&req, "v", out, 0);
+    http_request_free(&req);
+    CHECK_INT_EQ(one, -2);
+    CHECK_INT_EQ(out[0], 'X');
+    CHECK_INT_EQ(empty, -2);
+}
+
 static void test_query_from_parsed_request(void)
 {
     http_request_t *req = parse_one("GET /api/u/tasks?status=pending&q=buy+milk&limit=5 "
@@ -307,6 +323,7 @@ UNIT_MAIN(
     UNIT_TEST(test_query_decoding),
     UNIT_TEST(test_query_malformed),
     UNIT_TEST(test_query_too_long_for_out),
+    UNIT_TEST(test_query_outlen_zero_writes_nothing),
     UNIT_TEST(test_query_from_parsed_request),
     UNIT_TEST(test_request_id_valid),
     UNIT_TEST(test_traceparent_valid),
