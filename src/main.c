@@ -12,8 +12,12 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include "api/tasks.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "db/db.h"
+#include "db/migrations.h"
+#include "db/queries.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "ops/health.h"
@@ -27,6 +31,9 @@ typedef struct app {
     config_t cfg;
     http_router_t *router;
     http_server_t *server;
+    db_pool_t *db;
+    tasks_api_t *tasks;
+    uv_timer_t purge_timer;
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_flusher;
     bool stopping;
@@ -44,13 +51,31 @@ static void close_app_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
-/* Runs once the server has closed every connection and its own handles. */
-static void on_server_drained(void *arg)
+/* Last step of shutdown: the loop's own handles. */
+static void on_db_closed(void *arg)
 {
     app_t *app = arg;
     close_app_handle((uv_handle_t *)&app->sigterm);
     close_app_handle((uv_handle_t *)&app->sigint);
     close_app_handle((uv_handle_t *)&app->log_flusher);
+    close_app_handle((uv_handle_t *)&app->purge_timer);
+}
+
+/* Runs once the server has closed every connection and its own handles:
+ * no request can need the database any more. */
+static void on_server_drained(void *arg)
+{
+    app_t *app = arg;
+    if (app->db)
+        db_pool_close(app->db, on_db_closed, app);
+    else
+        on_db_closed(app);
+}
+
+static void on_purge_timer(uv_timer_t *t)
+{
+    app_t *app = t->data;
+    tasks_api_purge(app->tasks);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -98,6 +123,33 @@ static int add_routes(app_t *app)
         http_router_add(app->router, get, "/readyz", health_handle_ready, NULL) < 0 ||
         http_router_add(app->router, get, "/metrics", metrics_handle, app->router) < 0)
         return -1;
+    if (app->tasks && tasks_api_routes(app->tasks, app->router) < 0)
+        return -1;
+    return 0;
+}
+
+/* The pool and the tasks API, when DATABASE_URL is set. */
+static int start_database(app_t *app)
+{
+    if (!app->cfg.database_url[0]) {
+        log_warn("DATABASE_URL is not set: the tasks API is disabled");
+        return 0;
+    }
+    db_config_t dc = {
+        .url = app->cfg.database_url,
+        .pool_size = app->cfg.db_pool_size,
+        .queue_max = app->cfg.db_queue_max,
+        .queue_timeout_ms = app->cfg.db_queue_timeout_ms,
+        .statement_timeout_ms = app->cfg.db_statement_timeout_ms,
+        .connect_timeout_ms = app->cfg.db_connect_timeout_ms,
+    };
+    app->db = db_pool_new(&app->loop, &dc, db_statements, DB_STMT_COUNT, db_migrations,
+                          db_n_migrations);
+    app->tasks = app->db ? tasks_api_new(app->db) : NULL;
+    if (!app->tasks)
+        return -1;
+    health_add_check("database", db_pool_readiness, app->db);
+    db_pool_start(app->db);
     return 0;
 }
 
@@ -126,6 +178,16 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "todo-backend: uv_loop_init: %s\n", uv_strerror(rc));
         return 1;
+    }
+    uv_timer_init(&app.loop, &app.purge_timer);
+    app.purge_timer.data = &app;
+    if (start_database(&app) != 0) {
+        fprintf(stderr, "todo-backend: out of memory\n");
+        return 1;
+    }
+    if (app.tasks) {
+        uv_timer_start(&app.purge_timer, on_purge_timer, TASKS_PURGE_EVERY_MS, TASKS_PURGE_EVERY_MS);
+        uv_unref((uv_handle_t *)&app.purge_timer);
     }
     app.router = http_router_new();
     if (!app.router || add_routes(&app) != 0) {
@@ -164,6 +226,8 @@ int main(int argc, char **argv)
         exit_code = 1;
     }
     http_server_free(app.server);
+    tasks_api_free(app.tasks);
+    db_pool_free(app.db);
     http_router_free(app.router);
     if (exit_code == 0)
         log_info("stopped");

@@ -66,6 +66,18 @@ static const option_t options[] = {
      "an idle keep-alive connection, or one whose client stops reading, is closed after this"},
     {"SHUTDOWN_TIMEOUT_MS", OPT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 3600000, NULL,
      "on SIGTERM, in-flight requests get this long to finish"},
+    {"DATABASE_URL", OPT_STRING, FIELD(database_url), "", 0, 0, NULL,
+     "PostgreSQL connection URI (postgresql://user@host:port/db); unset = no tasks API"},
+    {"DB_POOL_SIZE", OPT_INT, FIELD(db_pool_size), "4", 1, 64, NULL,
+     "database connections; each carries many statements at once (pipeline mode)"},
+    {"DB_QUEUE_MAX", OPT_INT, FIELD(db_queue_max), "1024", 1, 1000000, NULL,
+     "statements waiting for a connection before requests get 503"},
+    {"DB_QUEUE_TIMEOUT_MS", OPT_INT, FIELD(db_queue_timeout_ms), "2000", 1, 600000, NULL,
+     "a statement waiting longer than this for a connection fails with 503"},
+    {"DB_STATEMENT_TIMEOUT_MS", OPT_INT, FIELD(db_statement_timeout_ms), "5000", 1, 3600000, NULL,
+     "PostgreSQL statement_timeout for every statement"},
+    {"DB_CONNECT_TIMEOUT_MS", OPT_INT, FIELD(db_connect_timeout_ms), "5000", 100, 600000, NULL,
+     "a connection attempt (including migrations) taking longer is retried"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -32,6 +32,13 @@ typedef struct config {
     int body_timeout_ms;
     int idle_timeout_ms;
     int shutdown_timeout_ms;
+    /* Database */
+    char database_url[1024];
+    int db_pool_size;
+    int db_queue_max;
+    int db_queue_timeout_ms;
+    int db_statement_timeout_ms;
+    int db_connect_timeout_ms;
 } config_t;
 
 typedef enum config_result {

@@ -679,3 +679,422 @@ def poll(fn, timeout=3.0, interval=0.05):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+# ==========================================================================
+# PostgreSQL and the tasks API (tests/integration/test_tasks_*.py)
+# ==========================================================================
+#
+# Everything below is only used by the tasks tests; the fixtures are lazy, so
+# the HTTP-core tests never start PostgreSQL.
+
+import itertools as _itertools
+import urllib.parse as _urlparse
+import uuid as _uuid
+
+from pg import PgCluster, PgDatabase, PgError  # noqa: E402  (tests/integration/pg.py)
+
+REPO_MIGRATIONS = REPO / "src" / "db" / "migrations"
+
+# Every field of a task in a response (DESIGN §4, docs/api.md "Responses").
+TASK_FIELDS = ("id", "user_id", "title", "description", "completed", "completed_at",
+               "priority", "tags", "due_at", "timezone", "recurrence", "recurrence_from",
+               "series_id", "occurrence", "reminders", "created_at", "updated_at", "version")
+# Instants are returned in UTC with exactly milliseconds.
+TS_MS_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One PostgreSQL cluster for the whole session (destroyed at the end).
+
+    Do not stop or restart it in a test: use ``dedicated_pg`` for that."""
+    cluster = PgCluster(prefix="todo-pg-session-")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        for p in _pending_drops:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        cluster.destroy()
+
+
+_pending_drops = []
+
+
+@pytest.fixture
+def pg(pg_cluster):
+    """A fresh, empty database on the session cluster for this test only.
+
+    A ``PgDatabase``: ``.url``, ``.name``, ``.psql(sql)``, ``.scalar(sql)``,
+    ``.lines(sql)``, ``.cluster``. It is dropped (in the background, with
+    FORCE) after the test; ``api_server`` requests ``pg`` before
+    ``start_server``, so its server is stopped first."""
+    if not pg_cluster.is_running():
+        # a test stopped the shared cluster: bring it back for the others
+        pg_cluster.start()
+    db = pg_cluster.create_database()
+    yield db
+    try:
+        _pending_drops.append(subprocess.Popen(
+            [pg_cluster.psql_bin, "-X", "-q", "-d", pg_cluster.url_for("postgres"),
+             "-c", f"DROP DATABASE IF EXISTS {db.name} WITH (FORCE)"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def dedicated_pg():
+    """Factory: ``dedicated_pg()`` -> a started PgCluster of the test's own (for
+    tests that stop or restart PostgreSQL). Destroyed at teardown."""
+    clusters = []
+
+    def _make(start=True):
+        c = PgCluster(prefix="todo-pg-own-")
+        clusters.append(c)
+        if start:
+            c.start()
+        return c
+
+    yield _make
+    for c in clusters:
+        c.destroy()
+
+
+DB_CONFIG_VARS = ("DATABASE_URL", "DB_POOL_SIZE", "DB_QUEUE_MAX", "DB_QUEUE_TIMEOUT_MS",
+                  "DB_STATEMENT_TIMEOUT_MS", "DB_CONNECT_TIMEOUT_MS")
+
+
+def db_env(url, **env):
+    """The service environment for a database URL (test defaults: pool of 2; the
+    other DB_* variables are removed from the inherited environment)."""
+    out = {k: None for k in DB_CONFIG_VARS}
+    out.update({"DATABASE_URL": url, "DB_POOL_SIZE": 2})
+    out.update(env)
+    return out
+
+
+def readyz(server, timeout=5.0):
+    """(status, json-or-None) of GET /readyz."""
+    r = server.get("/readyz", timeout=timeout)
+    try:
+        doc = r.json()
+    except ValueError:
+        doc = None
+    return r.status, doc
+
+
+def wait_ready(server, timeout=15.0):
+    """Poll /readyz until 200; fail the test with the last answer otherwise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = readyz(server, timeout=3.0)
+            if last[0] == 200:
+                return last[1]
+        except (OSError, AssertionError) as e:
+            last = repr(e)
+        if not server.alive():
+            pytest.fail(f"server exited while waiting for readiness; stderr:\n"
+                        + "\n".join(server.logs()[-40:]))
+        if time.monotonic() >= deadline:
+            pytest.fail(f"/readyz not 200 within {timeout} s (last: {last!r}); stderr tail:\n"
+                        + "\n".join(server.logs()[-40:]))
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def start_api_server(start_server):
+    """Factory: ``start_api_server(db_or_url, wait=True, **env)`` -> Server with
+    DATABASE_URL set and DB_POOL_SIZE=2 (overridable), ready unless wait=False."""
+
+    def _start(db, wait=True, **env):
+        url = db if isinstance(db, str) else db.url
+        s = start_server(**db_env(url, **env))
+        if wait:
+            wait_ready(s)
+        return s
+
+    return _start
+
+
+@pytest.fixture
+def api_server(pg, start_api_server):
+    """The service on a fresh database (``pg``), ready (/readyz 200)."""
+    s = start_api_server(pg)
+    s.db = pg
+    return s
+
+
+_user_seq = _itertools.count(1)
+
+
+def new_user(prefix="u"):
+    """A user id no other test uses (so a shared server still gives a clean list)."""
+    return f"{prefix}{next(_user_seq)}x{_uuid.uuid4().hex[:10]}"
+
+
+_NO_BODY = object()
+_PCHAR_SAFE = "!$&'()*+,;=:@-._~"
+
+
+class TasksClient:
+    """Requests to the tasks API of one server, as one user.
+
+    Every request goes through ``request()``; ``auth_headers()`` is the one
+    place to add an ``Authorization`` header when JWT authentication lands."""
+
+    def __init__(self, server, user="alice", db=None):
+        self.server = server
+        self.user = user
+        self.db = db if db is not None else getattr(server, "db", None)
+
+    def for_user(self, user):
+        return TasksClient(self.server, user, self.db)
+
+    # -- the one place requests are made -----------------------------------
+    def auth_headers(self, user):
+        return []
+
+    def request(self, method, path, body=_NO_BODY, headers=(), user=None,
+                content_type="application/json", timeout=10.0):
+        """``body``: a JSON-able value, ``bytes`` (sent as is) or nothing.
+        ``content_type=None`` sends no Content-Type. Returns the Response."""
+        if isinstance(headers, dict):
+            headers = list(headers.items())
+        hdrs = list(self.auth_headers(user or self.user))
+        if body is _NO_BODY:
+            data = b""
+        else:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+            if content_type is not None and not any(k.lower() == "content-type" for k, _ in headers):
+                hdrs.append(("Content-Type", content_type))
+        hdrs.extend(headers)
+        if (not data and method in ("POST", "PUT", "PATCH")
+                and not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in hdrs)):
+            hdrs.append(("Content-Length", "0"))
+        with self.server.connect(timeout=timeout) as c:
+            c.request(method, path, headers=hdrs, body=data)
+            return c.read_response(timeout=timeout)
+
+    # -- paths ---------------------------------------------------------------
+    def tasks_path(self, user=None):
+        # RFC 3986 pchar stays as is; anything else is percent-encoded
+        return f"/api/{_urlparse.quote(user or self.user, safe=_PCHAR_SAFE)}/tasks"
+
+    def task_path(self, task_id, user=None):
+        return f"{self.tasks_path(user)}/{task_id}"
+
+    # -- endpoints -----------------------------------------------------------
+    def create(self, body=_NO_BODY, headers=(), **kw):
+        return self.request("POST", self.tasks_path(), body, headers=headers, **kw)
+
+    def create_ok(self, **fields):
+        """POST a task (fields as keyword arguments); asserts 201; returns the task."""
+        fields.setdefault("title", "a task")
+        r = self.create(fields)
+        assert r.status == 201, f"POST {self.tasks_path()} {fields!r} -> {r!r}"
+        return r.json()
+
+    def get(self, task_id, headers=(), **kw):
+        return self.request("GET", self.task_path(task_id), headers=headers, **kw)
+
+    def get_ok(self, task_id):
+        r = self.get(task_id)
+        assert r.status == 200, f"GET {self.task_path(task_id)} -> {r!r}"
+        return r.json()
+
+    def put(self, task_id, body, headers=(), **kw):
+        return self.request("PUT", self.task_path(task_id), body, headers=headers, **kw)
+
+    def patch(self, task_id, body, headers=(), **kw):
+        return self.request("PATCH", self.task_path(task_id), body, headers=headers, **kw)
+
+    def delete(self, task_id, headers=(), **kw):
+        return self.request("DELETE", self.task_path(task_id), headers=headers, **kw)
+
+    def complete(self, task_id, body=_NO_BODY, method="POST", headers=(), **kw):
+        return self.request(method, self.task_path(task_id) + "/complete", body,
+                            headers=headers, **kw)
+
+    def list(self, params=(), **kw):
+        """GET the list; ``params``: dict or list of pairs (repeatable keys),
+        or a ready query string."""
+        if isinstance(params, str):
+            qs = params
+        else:
+            items = list(params.items()) if isinstance(params, dict) else list(params)
+            qs = _urlparse.urlencode(items)
+        path = self.tasks_path() + (f"?{qs}" if qs else "")
+        return self.request("GET", path, **kw)
+
+    def list_ok(self, params=()):
+        r = self.list(params)
+        assert r.status == 200, f"list {params!r} -> {r!r}"
+        return r.json()
+
+    def list_all(self, params=(), max_pages=100, between_pages=None):
+        """Follow ``Link: rel="next"``; returns (tasks, responses)."""
+        r = self.list(params)
+        pages = [r]
+        tasks = []
+        while True:
+            assert r.status == 200, f"list page -> {r!r}"
+            tasks.extend(r.json())
+            nxt = link_next(r)
+            if nxt is None:
+                return tasks, pages
+            assert len(pages) < max_pages, "too many pages"
+            if between_pages:
+                between_pages(len(pages))
+            r = self.request("GET", nxt)
+            pages.append(r)
+
+
+_LINK_RE = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
+
+
+def link_next(resp):
+    """The path+query of ``Link: <…>; rel="next"``, or None (absolute URLs are
+    reduced to their path and query)."""
+    value = resp.headers.get("link")
+    if not value:
+        return None
+    for m in _LINK_RE.finditer(value):
+        params = m.group(2)
+        if re.search(r';\s*rel\s*=\s*"?([^";]*\s)?next(\s[^";]*)?"?', params):
+            target = m.group(1)
+            parts = _urlparse.urlsplit(target)
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+    return None
+
+
+def query_params(path):
+    """The query parameters of a path as a list of pairs."""
+    return _urlparse.parse_qsl(_urlparse.urlsplit(path).query, keep_blank_values=True)
+
+
+def assert_task(task, user=None, **expected):
+    """Every field present with the right type and format; ``expected`` values equal."""
+    assert isinstance(task, dict), task
+    missing = [f for f in TASK_FIELDS if f not in task]
+    assert not missing, f"task lacks {missing}: {task!r}"
+    assert type(task["id"]) is int and task["id"] > 0, task
+    assert isinstance(task["user_id"], str), task
+    if user is not None:
+        assert task["user_id"] == user, task
+    assert isinstance(task["title"], str) and task["title"], task
+    assert task["description"] is None or isinstance(task["description"], str), task
+    assert type(task["completed"]) is bool, task
+    if task["completed"]:
+        assert isinstance(task["completed_at"], str) and TS_MS_UTC_RE.match(task["completed_at"]), task
+    else:
+        assert task["completed_at"] is None, task
+    assert task["priority"] in ("low", "medium", "high", "urgent"), task
+    assert isinstance(task["tags"], list) and all(isinstance(t, str) for t in task["tags"]), task
+    assert task["due_at"] is None or TS_MS_UTC_RE.match(task["due_at"]), task
+    assert isinstance(task["timezone"], str) and task["timezone"], task
+    assert task["recurrence"] is None or isinstance(task["recurrence"], str), task
+    assert task["recurrence_from"] in ("due", "completion"), task
+    for f in ("series_id", "occurrence"):
+        assert task[f] is None or type(task[f]) is int, task
+    assert isinstance(task["reminders"], list), task
+    for rem in task["reminders"]:
+        assert isinstance(rem, dict) and ("before" in rem) != ("at" in rem), task
+        assert isinstance(rem.get("remind_at"), str) and TS_MS_UTC_RE.match(rem["remind_at"]), task
+    for f in ("created_at", "updated_at"):
+        assert isinstance(task[f], str) and TS_MS_UTC_RE.match(task[f]), task
+    assert type(task["version"]) is int and task["version"] >= 1, task
+    for k, v in expected.items():
+        assert task[k] == v, f"{k}: expected {v!r}, got {task[k]!r} in {task!r}"
+    return task
+
+
+def assert_etag(resp, task=None):
+    """A strong ETag ``"<version>"`` matching the task in the body."""
+    task = task if task is not None else resp.json()
+    assert resp.header_count("etag") == 1, f"ETag missing or repeated: {resp!r}"
+    assert resp.headers["etag"] == f'"{task["version"]}"', (resp.headers["etag"], task)
+
+
+def assert_json(resp, status):
+    assert resp.status == status, f"expected {status}, got {resp!r}"
+    ct = resp.headers.get("content-type", "")
+    assert ct.split(";")[0].strip().lower() == "application/json", resp
+    assert_common_headers(resp)
+    return resp.json()
+
+
+def error_fields(doc):
+    """The field names of a problem document's ``errors`` list."""
+    errs = doc.get("errors")
+    assert isinstance(errs, list) and errs, f"problem without errors: {doc!r}"
+    for e in errs:
+        assert isinstance(e, dict) and isinstance(e.get("field"), str), doc
+        assert isinstance(e.get("message"), str) and e["message"], doc
+    return [e["field"] for e in errs]
+
+
+def field_named(fields, name):
+    """True if one of ``fields`` names ``name`` or something inside it
+    (``tags[3]``, ``tags.3``, ``reminders/0/before``...)."""
+    for f in fields:
+        f = f.lstrip("/").lstrip("$.")
+        if f == name or re.match(re.escape(name) + r"[\[./]", f):
+            return True
+    return False
+
+
+def assert_validation(resp, *fields, kind="validation-failed"):
+    """422 problem+json whose ``errors`` name every field in ``fields``."""
+    doc = assert_problem(resp, 422)
+    assert doc["type"] == f"urn:todo-backend:problem:{kind}", doc
+    if fields:
+        names = error_fields(doc)
+        for f in fields:
+            assert field_named(names, f), f"errors do not name {f!r}: {doc!r}"
+    return doc
+
+
+def task_row(db, task_id):
+    """The task's row as PostgreSQL stores it (jsonb text), or '' if absent."""
+    return db.scalar(f"SELECT to_jsonb(t)::text FROM tasks t WHERE t.id = {int(task_id)}")
+
+
+def migration_files():
+    """The migration files of the repository (src/db/migrations/*.sql)."""
+    return sorted(p.name for p in REPO_MIGRATIONS.glob("*.sql")) if REPO_MIGRATIONS.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def shared_api_server(pg_cluster):
+    """One service per test module on its own database of the session cluster.
+
+    For tests that only need a clean slate per *user* (see ``api``): much
+    faster than a server per test. ``.db`` is its PgDatabase."""
+    db = pg_cluster.create_database()
+    s = Server(env=db_env(db.url))
+    try:
+        wait_ready(s)
+        s.db = db
+        yield s
+    finally:
+        problems = s.teardown()
+        try:
+            db.drop()
+        except PgError:
+            pass
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def api(shared_api_server):
+    """A TasksClient for a user of its own on the module's shared server
+    (``api.db`` is the database, ``api.for_user(new_user())`` another user)."""
+    return TasksClient(shared_api_server, new_user(), shared_api_server.db)

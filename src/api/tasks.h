@@ -1,0 +1,22 @@
+/* tasks: the /api/{user_id}/tasks endpoints (docs/api.md).
+ *
+ * Handlers validate input (api/task_input), run one prepared statement per
+ * change through db/, and answer with the task JSON PostgreSQL builds, so a
+ * task's shape is defined once, in the task_json() SQL function. */
+#ifndef TODO_API_TASKS_H
+#define TODO_API_TASKS_H
+
+#include "db/db.h"
+#include "http/router.h"
+
+typedef struct tasks_api tasks_api_t;
+
+tasks_api_t *tasks_api_new(db_pool_t *pool);
+void tasks_api_free(tasks_api_t *api);
+/* Adds every task route; returns -1 when the router is full. */
+int tasks_api_routes(tasks_api_t *api, http_router_t *router);
+/* Deletes idempotency keys older than a day; call every few minutes. */
+void tasks_api_purge(tasks_api_t *api);
+#define TASKS_PURGE_EVERY_MS (10 * 60 * 1000)
+
+#endif

@@ -1,0 +1,174 @@
+/* queries: the SQL text of every prepared statement. */
+#include "db/queries.h"
+
+/* Columns a write takes, as parameters $2..$11 (in this order):
+ * title, description, completed, priority, tags (JSON array of strings),
+ * due_at (UTC text or NULL), timezone, recurrence, recurrence_from,
+ * reminders (JSON array). */
+#define TASK_VALUES                                                                   \
+    "$2, $3, $4::boolean, $5::task_priority,"                                         \
+    " ARRAY(SELECT jsonb_array_elements_text($6::jsonb)), $7::timestamptz, $8, $9, $10," \
+    " $11::jsonb"
+
+#define TASK_COLUMNS                                                                  \
+    "title, description, completed, priority, tags, due_at, timezone, recurrence,"    \
+    " recurrence_from, reminders"
+
+/* completed_at follows completed: set when it turns true, kept while it
+ * stays true, cleared when false. */
+#define TASK_INSERT_BODY                                                              \
+    "INSERT INTO tasks (user_id, " TASK_COLUMNS ", completed_at)"                     \
+    " SELECT $1, " TASK_VALUES ", CASE WHEN $4::boolean THEN clock_timestamp() END"   \
+    " RETURNING id, version, task_json(tasks) AS body"
+
+/* Listing. $1 user, $2 completed (NULL = any), $3 priorities (JSON array of
+ * names, or NULL), $4 tags that must all be present, any case (JSON array, or
+ * NULL), $5 full-text
+ * query (or NULL), $6 due_before, $7 due_after, $8 cursor key (or NULL),
+ * $9 cursor id, $10 row limit (one more than the page, to see if more
+ * follow). Each row: id, sort key as text (for the next cursor), task JSON.
+ * KEY is the sort expression, KEY_TEXT its exact text form, KEY_PARAM the
+ * cursor key as a value of KEY's type, CMP '>' or '<', DIR ASC or DESC. */
+#define TASK_LIST(KEY, KEY_TEXT, KEY_PARAM, CMP, DIR)                                  \
+    "SELECT t.id, " KEY_TEXT " AS k, task_json(t) AS body FROM tasks t"                \
+    " WHERE t.user_id = $1"                                                            \
+    " AND ($2::boolean IS NULL OR t.completed = $2::boolean)"                          \
+    " AND ($3::jsonb IS NULL OR t.priority = ANY("                                     \
+    "      ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::task_priority[]))"       \
+    " AND ($4::jsonb IS NULL OR t.tags_folded @> fold_tags("                           \
+    "      ARRAY(SELECT jsonb_array_elements_text($4::jsonb))))"                        \
+    " AND ($5::text IS NULL OR t.search @@ websearch_to_tsquery('simple', $5::text))"  \
+    " AND ($6::timestamptz IS NULL OR t.due_at < $6::timestamptz)"                     \
+    " AND ($7::timestamptz IS NULL OR t.due_at >= $7::timestamptz)"                    \
+    " AND ($8::text IS NULL OR (" KEY ", t.id) " CMP " (" KEY_PARAM ", $9::bigint))"  \
+    " ORDER BY " KEY " " DIR ", t.id " DIR " LIMIT $10::integer"
+
+/* Instants travel in cursors as integer microseconds since the epoch:
+ * exact, and independent of the session's DateStyle and TimeZone. */
+#define MICROS_TEXT(col) "(extract(epoch FROM " col ") * 1000000)::bigint::text"
+#define MICROS_PARAM "(timestamptz 'epoch' + $8::bigint * interval '1 microsecond')"
+
+/* Undated tasks sort last in both directions: +infinity ascending,
+ * -infinity descending. */
+#define DUE_KEY(inf) "coalesce(t.due_at, '" inf "'::timestamptz)"
+#define DUE_TEXT "coalesce(" MICROS_TEXT("t.due_at") ", 'none')"
+#define DUE_PARAM(inf)                                                                \
+    "(CASE WHEN $8::text = 'none' THEN '" inf "'::timestamptz"                         \
+    " ELSE timestamptz 'epoch' + $8::bigint * interval '1 microsecond' END)"
+
+/* The version check shared by every write: $3 is NULL (no If-Match, or
+ * "*") or the list of acceptable versions. */
+#define VERSION_OK "($3::integer[] IS NULL OR cur.version = ANY($3::integer[]))"
+
+const db_statement_t db_statements[DB_STMT_COUNT] = {
+    /* $1 user, $2..$11 TASK_VALUES. */
+    [DB_TASK_INSERT] = {"task_insert", TASK_INSERT_BODY},
+
+    /* As task_insert, then $12 key, $13 request hash: the answer is kept
+     * with the key in the same statement, so a crash cannot separate them.
+     * A concurrent duplicate fails on the key's primary key (23505), and
+     * the caller replays the winner's answer. */
+    [DB_TASK_INSERT_IDEMPOTENT] =
+        {"task_insert_idempotent",
+         "WITH ins AS (" TASK_INSERT_BODY "),"
+         " key AS (INSERT INTO idempotency_keys (user_id, key, request_hash, task_id, response)"
+         " SELECT $1, $12, $13, ins.id, ins.body::text FROM ins)"
+         " SELECT id, version, body FROM ins"},
+
+    /* $1 user, $2 key: the kept answer if younger than a day. */
+    [DB_IDEMPOTENCY_LOOKUP] = {"idempotency_lookup",
+                               "SELECT request_hash, task_id, response FROM idempotency_keys"
+                               " WHERE user_id = $1 AND key = $2"
+                               " AND created_at > now() - interval '24 hours'"},
+
+    /* Keys expire after a day; run now and then. */
+    [DB_IDEMPOTENCY_PURGE] = {"idempotency_purge",
+                              "DELETE FROM idempotency_keys"
+                              " WHERE created_at <= now() - interval '24 hours'"},
+
+    /* $1 user, $2 id. */
+    [DB_TASK_GET] = {"task_get",
+                     "SELECT t.version, task_json(t) FROM tasks t"
+                     " WHERE t.id = $2::bigint AND t.user_id = $1"},
+
+    /* $1 user, $2 id, $3 versions (If-Match), $4 mask of the fields to set
+     * (bits as task_field_t), then $5..$14 the values in TASK_VALUES order.
+     * Answers found (0/1), updated (0/1), version and body. */
+    [DB_TASK_UPDATE] =
+        {"task_update",
+         "WITH cur AS (SELECT id, version, completed FROM tasks"
+         " WHERE id = $2::bigint AND user_id = $1 FOR UPDATE),"
+         " upd AS (UPDATE tasks t SET"
+         " title = CASE WHEN $4::integer & 1 <> 0 THEN $5 ELSE t.title END,"
+         " description = CASE WHEN $4::integer & 2 <> 0 THEN $6 ELSE t.description END,"
+         " completed = CASE WHEN $4::integer & 4 <> 0 THEN $7::boolean ELSE t.completed END,"
+         " completed_at = CASE WHEN $4::integer & 4 = 0 THEN t.completed_at"
+         "   WHEN $7::boolean THEN coalesce(t.completed_at, clock_timestamp()) END,"
+         " priority = CASE WHEN $4::integer & 8 <> 0 THEN $8::task_priority ELSE t.priority END,"
+         " tags = CASE WHEN $4::integer & 16 <> 0"
+         "   THEN ARRAY(SELECT jsonb_array_elements_text($9::jsonb)) ELSE t.tags END,"
+         " due_at = CASE WHEN $4::integer & 32 <> 0 THEN $10::timestamptz ELSE t.due_at END,"
+         " timezone = CASE WHEN $4::integer & 64 <> 0 THEN $11 ELSE t.timezone END,"
+         " recurrence = CASE WHEN $4::integer & 128 <> 0 THEN $12 ELSE t.recurrence END,"
+         " recurrence_from = CASE WHEN $4::integer & 256 <> 0 THEN $13 ELSE t.recurrence_from END,"
+         " reminders = CASE WHEN $4::integer & 512 <> 0 THEN $14::jsonb ELSE t.reminders END,"
+         " updated_at = clock_timestamp(), version = t.version + 1"
+         " FROM cur WHERE t.id = cur.id AND " VERSION_OK
+         " RETURNING t.version, task_json(t) AS body)"
+         " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM upd),"
+         " (SELECT version FROM upd), (SELECT body FROM upd)"},
+
+    /* $1 user, $2 id, $3 versions, $4 completed (NULL = toggle). */
+    [DB_TASK_COMPLETE] =
+        {"task_complete",
+         "WITH cur AS (SELECT id, version, completed FROM tasks"
+         " WHERE id = $2::bigint AND user_id = $1 FOR UPDATE),"
+         " upd AS (UPDATE tasks t SET"
+         " completed = coalesce($4::boolean, NOT cur.completed),"
+         " completed_at = CASE WHEN coalesce($4::boolean, NOT cur.completed)"
+         "   THEN coalesce(t.completed_at, clock_timestamp()) END,"
+         " updated_at = clock_timestamp(), version = t.version + 1"
+         " FROM cur WHERE t.id = cur.id AND " VERSION_OK
+         " RETURNING t.version, task_json(t) AS body)"
+         " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM upd),"
+         " (SELECT version FROM upd), (SELECT body FROM upd)"},
+
+    /* $1 user, $2 id, $3 versions. Answers found, deleted. */
+    [DB_TASK_DELETE] = {"task_delete",
+                        "WITH cur AS (SELECT id, version FROM tasks"
+                        " WHERE id = $2::bigint AND user_id = $1 FOR UPDATE),"
+                        " del AS (DELETE FROM tasks t USING cur"
+                        " WHERE t.id = cur.id AND " VERSION_OK " RETURNING t.id)"
+                        " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM del)"},
+
+    [DB_TASK_LIST_CREATED_ASC] = {"task_list_created_asc",
+                                  TASK_LIST("t.created_at", MICROS_TEXT("t.created_at"),
+                                            MICROS_PARAM, ">", "ASC")},
+    [DB_TASK_LIST_CREATED_DESC] = {"task_list_created_desc",
+                                   TASK_LIST("t.created_at", MICROS_TEXT("t.created_at"),
+                                             MICROS_PARAM, "<", "DESC")},
+    [DB_TASK_LIST_UPDATED_ASC] = {"task_list_updated_asc",
+                                  TASK_LIST("t.updated_at", MICROS_TEXT("t.updated_at"),
+                                            MICROS_PARAM, ">", "ASC")},
+    [DB_TASK_LIST_UPDATED_DESC] = {"task_list_updated_desc",
+                                   TASK_LIST("t.updated_at", MICROS_TEXT("t.updated_at"),
+                                             MICROS_PARAM, "<", "DESC")},
+    [DB_TASK_LIST_DUE_ASC] = {"task_list_due_asc",
+                              TASK_LIST(DUE_KEY("infinity"), DUE_TEXT, DUE_PARAM("infinity"), ">",
+                                        "ASC")},
+    [DB_TASK_LIST_DUE_DESC] = {"task_list_due_desc",
+                               TASK_LIST(DUE_KEY("-infinity"), DUE_TEXT, DUE_PARAM("-infinity"),
+                                         "<", "DESC")},
+    [DB_TASK_LIST_PRIORITY_ASC] = {"task_list_priority_asc",
+                                   TASK_LIST("t.priority", "t.priority::text",
+                                             "$8::task_priority", ">", "ASC")},
+    [DB_TASK_LIST_PRIORITY_DESC] = {"task_list_priority_desc",
+                                    TASK_LIST("t.priority", "t.priority::text",
+                                              "$8::task_priority", "<", "DESC")},
+    [DB_TASK_LIST_TITLE_ASC] = {"task_list_title_asc",
+                                TASK_LIST("(t.title COLLATE \"C\")", "t.title",
+                                          "($8::text COLLATE \"C\")", ">", "ASC")},
+    [DB_TASK_LIST_TITLE_DESC] = {"task_list_title_desc",
+                                 TASK_LIST("(t.title COLLATE \"C\")", "t.title",
+                                           "($8::text COLLATE \"C\")", "<", "DESC")},
+};

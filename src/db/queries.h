@@ -1,0 +1,36 @@
+/* queries: every SQL statement the service runs, by id.
+ *
+ * All are prepared on each connection when it connects, and run with text
+ * parameters only: no SQL is ever built from request data. The parameter
+ * lists are documented beside each statement in queries.c. */
+#ifndef TODO_DB_QUERIES_H
+#define TODO_DB_QUERIES_H
+
+#include "db/db.h"
+
+typedef enum db_stmt {
+    DB_TASK_INSERT,
+    DB_TASK_INSERT_IDEMPOTENT,
+    DB_IDEMPOTENCY_LOOKUP,
+    DB_IDEMPOTENCY_PURGE,
+    DB_TASK_GET,
+    DB_TASK_UPDATE,
+    DB_TASK_COMPLETE,
+    DB_TASK_DELETE,
+    /* Listing: one statement per sort key and direction. */
+    DB_TASK_LIST_CREATED_ASC,
+    DB_TASK_LIST_CREATED_DESC,
+    DB_TASK_LIST_UPDATED_ASC,
+    DB_TASK_LIST_UPDATED_DESC,
+    DB_TASK_LIST_DUE_ASC,
+    DB_TASK_LIST_DUE_DESC,
+    DB_TASK_LIST_PRIORITY_ASC,
+    DB_TASK_LIST_PRIORITY_DESC,
+    DB_TASK_LIST_TITLE_ASC,
+    DB_TASK_LIST_TITLE_DESC,
+    DB_STMT_COUNT,
+} db_stmt_t;
+
+extern const db_statement_t db_statements[DB_STMT_COUNT];
+
+#endif
