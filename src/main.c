@@ -170,6 +170,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "todo-backend: %s\n", err);
         return 2;
     }
+    if (app.cfg.database_url[0] && db_url_check(app.cfg.database_url, err, sizeof err) != 0) {
+        fprintf(stderr, "todo-backend: invalid DATABASE_URL: %s\n", err);
+        return 2;
+    }
     log_setup((log_level_t)app.cfg.log_level, (log_format_t)app.cfg.log_format, 2);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(app.cfg.max_connections);

@@ -108,7 +108,10 @@ typedef struct call {
     int stmt;
     char sort[16], order[8];
     char digest[17];
-    int64_t if_none_match; /* GET: the version the client has, or -1 */
+    /* GET with If-None-Match: -1 none, 0 a list (inm_versions), 1 "*". */
+    int if_none_match;
+    int64_t inm_versions[8];
+    int n_inm;
 } call_t;
 
 static call_t *call_new(tasks_api_t *api, http_request_t *req, call_kind_t kind)
@@ -309,6 +312,53 @@ static int if_match_versions(const http_request_t *req, char *out, size_t outlen
     return 0;
 }
 
+/* If-None-Match (RFC 9110 13.1.2, weak comparison): "*" → 1; otherwise 0
+ * with up to 8 versions taken from the listed tags, weak or strong. */
+static int if_none_match_versions(const char *v, size_t len, int64_t *out, int *n)
+{
+    const char *p = v, *end = v + len;
+    *n = 0;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (end - p == 1 && *p == '*')
+        return 1;
+    while (p < end && *n < 8) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        if (p >= end || *p != '"')
+            break;
+        const char *q = ++p;
+        while (q < end && *q != '"')
+            q++;
+        if (q >= end)
+            break;
+        char digits[20];
+        size_t dl = (size_t)(q - p);
+        bool ok = dl > 0 && dl < sizeof digits;
+        for (size_t i = 0; ok && i < dl; i++)
+            ok = isdigit((unsigned char)p[i]);
+        if (ok) {
+            memcpy(digits, p, dl);
+            digits[dl] = '\0';
+            out[(*n)++] = strtoll(digits, NULL, 10);
+        }
+        p = q + 1;
+    }
+    return 0;
+}
+
+static bool if_none_match_hit(const call_t *c, int64_t version)
+{
+    if (c->if_none_match == 1)
+        return true;
+    for (int i = 0; c->if_none_match == 0 && i < c->n_inm; i++)
+        if (c->inm_versions[i] == version)
+            return true;
+    return false;
+}
+
 static bool timezone_known(const char *name, void *ctx)
 {
     return db_pool_timezone_known(name, ctx);
@@ -489,8 +539,7 @@ static void on_statement_done(void *arg, db_status_t status, const db_result_t *
     case CALL_GET:
         if (db_result_rows(res) == 0) {
             http_problem(req, 404, "not-found", "no such task");
-        } else if (c->if_none_match >= 0 &&
-                   strtoll(db_result_value(res, 0, 0), NULL, 10) == c->if_none_match) {
+        } else if (if_none_match_hit(c, strtoll(db_result_value(res, 0, 0), NULL, 10))) {
             http_response_begin(req, 304, NULL);
             if (set_etag(req, db_result_value(res, 0, 0)) != 0)
                 req->res.status = 500;
@@ -673,8 +722,8 @@ static void handle_get(http_request_t *req, void *ctx)
     }
     size_t len;
     const char *inm = http_request_header(req, "if-none-match", &len);
-    if (inm && len >= 3 && len <= 12 && inm[0] == '"' && inm[len - 1] == '"')
-        c->if_none_match = strtoll(inm + 1, NULL, 10);
+    if (inm)
+        c->if_none_match = if_none_match_versions(inm, len, c->inm_versions, &c->n_inm);
     if (params_add(&c->params, user) != 0 || params_add(&c->params, id) != 0) {
         answer_oom(req);
         call_free(c);

@@ -52,6 +52,10 @@ typedef struct db_migration {
     const char *sql;
 } db_migration_t;
 
+/* Checks a connection string's syntax (no connection is made). Returns 0,
+ * or -1 with libpq's reason, on one line, in err. */
+int db_url_check(const char *url, char *err, size_t errlen);
+
 db_pool_t *db_pool_new(uv_loop_t *loop, const db_config_t *cfg,
                        const db_statement_t *statements, int n_statements,
                        const db_migration_t *migrations, int n_migrations);

@@ -34,6 +34,9 @@
 #define QUEUE_SWEEP_MS 50
 #define MIGRATION_LOCK_KEY "7320115"
 #define MAX_MIGRATION_VERSION 1024
+/* How long past statement_timeout a statement may stay unanswered before
+ * its connection is given up. */
+#define STATEMENT_GRACE_MS 2000
 
 typedef enum conn_state {
     DB_CONN_DOWN,
@@ -60,6 +63,7 @@ struct db_query {
     db_done_cb cb;
     void *arg;
     uint64_t queued_at;
+    uint64_t sent_at;
     PGresult *result;  /* first result of the statement */
     bool results_done; /* PQgetResult gave NULL: only the sync is left */
 };
@@ -466,6 +470,7 @@ static bool conn_send(db_conn_t *c, db_query_t *q)
     }
     if (!ok || !PQpipelineSync(c->pg))
         return false;
+    q->sent_at = uv_now(c->pool->loop);
     conn_push(c, q);
     return true;
 }
@@ -672,7 +677,7 @@ static void conn_connect(db_conn_t *c)
     /* Notices (e.g. "already exists, skipping") are not for the log. */
     snprintf(options, sizeof options, "-c statement_timeout=%d -c client_min_messages=warning",
              pool->statement_timeout_ms);
-    const char *keys[8], *values[8];
+    const char *keys[12], *values[12];
     int n = 0;
     keys[n] = "dbname", values[n++] = pool->url;
     keys[n] = "options", values[n++] = options;
@@ -680,6 +685,10 @@ static void conn_connect(db_conn_t *c)
     /* GSSAPI negotiation would reconnect behind our back and may block on
      * Kerberos look-ups; it is never used here. */
     keys[n] = "gssencmode", values[n++] = "disable";
+    /* Notice a vanished server within ~20 s even when idle. */
+    keys[n] = "keepalives_idle", values[n++] = "10";
+    keys[n] = "keepalives_interval", values[n++] = "5";
+    keys[n] = "keepalives_count", values[n++] = "2";
     if (c->hostaddr[0])
         keys[n] = "hostaddr", values[n++] = c->hostaddr;
     keys[n] = NULL, values[n] = NULL;
@@ -769,6 +778,22 @@ static void pool_find_host(db_pool_t *pool)
         inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
         pool->host = strdup(host);
     PQconninfoFree(opts);
+}
+
+int db_url_check(const char *url, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &msg);
+    if (opts) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    snprintf(err, errlen, "%s", msg ? msg : "not a connection string");
+    for (char *p = err; *p; p++)
+        if (*p == '\n')
+            *p = *(p + 1) ? ' ' : '\0';
+    PQfreemem(msg);
+    return -1;
 }
 
 static void on_sweep(uv_timer_t *t);
@@ -898,11 +923,20 @@ db_status_t db_query(db_pool_t *pool, int stmt, int n_params, const char *const 
     return DB_OK;
 }
 
-/* Fails statements that waited past the deadline for a connection. */
+/* Fails statements that waited past the deadline for a connection, and
+ * connections whose oldest statement is long past statement_timeout: the
+ * server enforces that timeout itself, so silence beyond it means a hung
+ * server or a dead network path, which TCP may take minutes to notice. */
 static void on_sweep(uv_timer_t *t)
 {
     db_pool_t *pool = t->data;
     uint64_t now = uv_now(pool->loop);
+    uint64_t limit = (uint64_t)pool->statement_timeout_ms + STATEMENT_GRACE_MS;
+    for (int i = 0; i < pool->size; i++) {
+        db_conn_t *c = &pool->conns[i];
+        if (c->state == DB_CONN_READY && c->head && now - c->head->sent_at > limit)
+            conn_fail(c, "no answer within statement_timeout");
+    }
     while (pool->queue_head && now - pool->queue_head->queued_at >= pool->queue_timeout_ms) {
         db_query_t *q = pool->queue_head;
         pool->queue_head = q->next;

@@ -7,7 +7,7 @@
  * reminders (JSON array). */
 #define TASK_VALUES                                                                   \
     "$2, $3, $4::boolean, $5::task_priority,"                                         \
-    " ARRAY(SELECT jsonb_array_elements_text($6::jsonb)), $7::timestamptz, $8, $9, $10," \
+    " tags_from_json($6::jsonb), $7::timestamptz, $8, $9, $10,"                       \
     " $11::jsonb"
 
 #define TASK_COLUMNS                                                                  \
@@ -106,7 +106,7 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
          "   WHEN $7::boolean THEN coalesce(t.completed_at, clock_timestamp()) END,"
          " priority = CASE WHEN $4::integer & 8 <> 0 THEN $8::task_priority ELSE t.priority END,"
          " tags = CASE WHEN $4::integer & 16 <> 0"
-         "   THEN ARRAY(SELECT jsonb_array_elements_text($9::jsonb)) ELSE t.tags END,"
+         "   THEN tags_from_json($9::jsonb) ELSE t.tags END,"
          " due_at = CASE WHEN $4::integer & 32 <> 0 THEN $10::timestamptz ELSE t.due_at END,"
          " timezone = CASE WHEN $4::integer & 64 <> 0 THEN $11 ELSE t.timezone END,"
          " recurrence = CASE WHEN $4::integer & 128 <> 0 THEN $12 ELSE t.recurrence END,"

@@ -1,13 +1,14 @@
 """Tasks API: every endpoint's success answer and shape, versions and ETags,
 completion, PUT/PATCH semantics, conditional requests (docs/api.md)."""
 
+import json
 import threading
 import time
 
 import pytest
 
 from conftest import (TS_MS_UTC_RE, assert_etag, assert_json, assert_problem, assert_task,
-                      assert_validation, task_row)
+                      assert_validation, build_request, task_row)
 
 DUE = "2030-01-02T03:04:05.678Z"
 
@@ -511,3 +512,47 @@ def test_concurrent_toggles_are_not_lost(api):
     assert final["completed"] is (n % 2 == 1), final
     assert sorted(r.json()["version"] for r in rs) == list(range(task["version"] + 1,
                                                                  task["version"] + n + 1))
+
+
+# ------------------------------------------------------------------ HTTP framing
+
+def test_pipelined_requests_are_answered_in_order(api):
+    """Database answers arrive asynchronously; responses must still go out in
+    request order on a connection."""
+    task = api.create_ok(title="existing")
+    reqs, expect = [], []
+    for i in range(12):
+        kind = ("post", "health", "get", "list")[i % 4]
+        if kind == "post":
+            body = json.dumps({"title": f"pipelined {i}"}).encode()
+            reqs.append(build_request("POST", api.tasks_path(),
+                                      [("Content-Type", "application/json")], body))
+        elif kind == "health":
+            reqs.append(build_request("GET", "/healthz"))
+        elif kind == "get":
+            reqs.append(build_request("GET", api.task_path(task["id"])))
+        else:
+            reqs.append(build_request("GET", api.tasks_path() + "?limit=1"))
+        expect.append((kind, i))
+    with api.server.connect(timeout=10) as c:
+        c.send(b"".join(reqs), methods=["POST" if k == "post" else "GET" for k, _ in expect])
+        rs = c.read_responses(len(reqs), timeout=20)
+    for (kind, i), r in zip(expect, rs):
+        if kind == "post":
+            assert r.status == 201 and r.json()["title"] == f"pipelined {i}", (i, r)
+        elif kind == "health":
+            assert r.status == 200 and r.json() == {"status": "ok"}, (i, r)
+        elif kind == "get":
+            assert r.status == 200 and r.json()["id"] == task["id"], (i, r)
+        else:
+            assert r.status == 200 and isinstance(r.json(), list), (i, r)
+
+
+def test_chunked_request_body(api):
+    body = json.dumps({"title": "sent in chunks", "tags": ["c"]}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
+                      for i in range(0, len(body), 7)) + b"0\r\n\r\n"
+    r = api.request("POST", api.tasks_path(), chunks,
+                    headers=[("Transfer-Encoding", "chunked")])
+    task = assert_json(r, 201)
+    assert task["title"] == "sent in chunks" and task["tags"] == ["c"]

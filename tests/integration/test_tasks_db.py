@@ -3,11 +3,15 @@ processes starting at once), and the database settings."""
 
 import json
 import re
+import signal
+import subprocess
+import threading
+import time
 
 import pytest
 
-from conftest import (DB_CONFIG_VARS, TasksClient, db_env, migration_files, new_user, readyz,
-                      run_binary, wait_ready)
+from conftest import (DB_CONFIG_VARS, TasksClient, assert_problem, db_env, migration_files,
+                      new_user, readyz, run_binary, wait_ready)
 
 
 def test_readyz_has_a_database_check(api_server):
@@ -93,6 +97,8 @@ def test_help_lists_the_database_settings():
 
 
 BAD_DB_VALUES = [
+    ("DATABASE_URL", "postgresql://todo@127.0.0.1:5432/todo?nonsense_option=1"),
+    ("DATABASE_URL", "host=127.0.0.1 port"),
     ("DB_POOL_SIZE", "0"),
     ("DB_POOL_SIZE", "abc"),
     ("DB_POOL_SIZE", "-1"),
@@ -106,8 +112,122 @@ BAD_DB_VALUES = [
 @pytest.mark.parametrize("var,value", BAD_DB_VALUES, ids=[f"{v}={x}" for v, x in BAD_DB_VALUES])
 def test_bad_database_setting_exits_2_naming_it(var, value):
     env = {k: None for k in DB_CONFIG_VARS}
-    env.update({"DATABASE_URL": "postgresql://todo@127.0.0.1:1/todo", var: value})
+    env["DATABASE_URL"] = "postgresql://todo@127.0.0.1:1/todo"
+    env[var] = value
     cp = run_binary(env=env, timeout=3)
     assert cp.returncode == 2, f"{var}={value!r}: exit {cp.returncode}, stderr {cp.stderr!r}"
     lines = [line for line in cp.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and var in lines[0], lines
+
+
+# ------------------------------------------------------------------ shutdown, timeouts, bounds
+
+def test_sigterm_with_database_work_exits_0(api_server):
+    api = TasksClient(api_server, new_user())
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                api.create({"title": "load"}, timeout=5)
+            except (AssertionError, OSError):
+                return
+
+    th = threading.Thread(target=load, daemon=True)
+    th.start()
+    time.sleep(0.3)
+    api_server.send_signal(signal.SIGTERM)
+    try:
+        assert api_server.stop(None, timeout=15) == 0
+    finally:
+        stop.set()
+        th.join(timeout=10)
+
+
+def hold_lock(db, seconds):
+    """A psql session that locks the tasks table for ``seconds``; returns it."""
+    p = subprocess.Popen([db.cluster.psql_bin, "-X", "-q", "-d", db.url, "-c",
+                          f"BEGIN; LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE; "
+                          f"SELECT pg_sleep({seconds}); COMMIT;"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        n = db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                      "WHERE c.relname = 'tasks' AND l.mode = 'AccessExclusiveLock' AND l.granted")
+        if n != "0":
+            return p
+        time.sleep(0.02)
+    p.kill()
+    raise AssertionError("could not take the lock")
+
+
+def release_lock(db, p):
+    db.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE '%LOCK TABLE tasks%' AND pid <> pg_backend_pid()")
+    p.wait(timeout=10)
+
+
+def test_statement_timeout_answers_503(pg, start_api_server):
+    s = start_api_server(pg, DB_STATEMENT_TIMEOUT_MS=300)
+    api = TasksClient(s, new_user())
+    task = api.create_ok(title="locked out")
+    p = hold_lock(pg, 30)
+    try:
+        t0 = time.monotonic()
+        r = api.get(task["id"], timeout=20)
+        elapsed = time.monotonic() - t0
+        # answered because of the timeout, long before the lock goes away
+        assert elapsed < 10, elapsed
+        doc = assert_problem(r, 503)
+        assert doc["type"] == "urn:todo-backend:problem:unavailable", doc
+        assert r.headers.get("retry-after"), r
+    finally:
+        release_lock(pg, p)
+    assert api.get_ok(task["id"]) == task
+
+
+def test_database_wait_queue_is_bounded(pg, start_api_server):
+    """With the only connection stuck behind a lock, a burst of requests is
+    answered: each either waits for the lock (200) or is refused quickly with
+    503 + Retry-After; none is left hanging, and the service works afterwards."""
+    s = start_api_server(pg, DB_POOL_SIZE=1, DB_QUEUE_MAX=4, DB_QUEUE_TIMEOUT_MS=300,
+                         DB_STATEMENT_TIMEOUT_MS=20000)
+    api = TasksClient(s, new_user())
+    task = api.create_ok(title="queued")
+    n = 90
+    results = [None] * n
+    p = hold_lock(pg, 30)
+    released_at = None
+    try:
+        def one(i):
+            t0 = time.monotonic()
+            try:
+                r = api.get(task["id"], timeout=30)
+            except (AssertionError, OSError) as e:
+                r = e
+            results[i] = (time.monotonic() - t0, time.monotonic(), r)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        time.sleep(2.5)
+        released_at = time.monotonic()
+    finally:
+        release_lock(pg, p)
+    for t in threads:
+        t.join(timeout=30)
+    refused = 0
+    for i, res in enumerate(results):
+        assert res is not None, f"request {i} never finished"
+        elapsed, done_at, r = res
+        assert not isinstance(r, Exception), (i, r)
+        assert r.status in (200, 503), (i, r)
+        if r.status == 503:
+            refused += 1
+            assert_problem(r, 503)
+            assert r.headers.get("retry-after"), r
+            assert done_at < released_at, f"request {i} was refused only after the lock went away"
+    # 90 requests, one connection, at most 4 queued: the bound must have refused some
+    # unless every one of them fits in flight on the connection at once.
+    assert refused > 0 or all(r.status == 200 for _, _, r in results)
+    assert api.get_ok(task["id"]) == task

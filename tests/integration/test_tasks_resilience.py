@@ -2,6 +2,7 @@
 (the session cluster is never stopped)."""
 
 import re
+import signal
 import threading
 import time
 
@@ -124,3 +125,58 @@ def test_service_started_before_the_database(dedicated_pg, start_api_server):
     cluster.start()
     wait_ready(s, timeout=30)
     api.create_ok(title="first")
+
+
+def test_sigterm_while_the_database_is_down_exits_0(dedicated_pg, start_api_server):
+    cluster = dedicated_pg()
+    s = start_api_server(cluster.url)
+    cluster.stop("immediate")
+    assert poll(lambda: readyz(s)[0] == 503, timeout=10, interval=0.1)
+    t0 = time.monotonic()
+    assert s.stop(signal.SIGTERM, timeout=15) == 0
+    assert time.monotonic() - t0 < 12
+
+
+def _postgres_pids(cluster):
+    """The postmaster and every backend of a cluster (children of the
+    postmaster, whose pid is the first line of postmaster.pid)."""
+    with open(f"{cluster.data}/postmaster.pid") as f:
+        master = int(f.readline())
+    pids = [master]
+    import os
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return pids
+
+
+def test_hung_server_requests_fail_then_recover(dedicated_pg, start_api_server):
+    """A PostgreSQL that stops answering (SIGSTOP: no RST, no FIN) must not hang
+    requests: past statement_timeout plus a grace period the connection is
+    given up, the request gets 503, and the service recovers after SIGCONT."""
+    import os
+    cluster = dedicated_pg()
+    s = start_api_server(cluster.url, DB_STATEMENT_TIMEOUT_MS="1000", DB_QUEUE_TIMEOUT_MS="1000")
+    api = TasksClient(s, new_user())
+    task = api.create_ok(title="before the hang")
+    pids = _postgres_pids(cluster)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        r, took = timed(lambda: api.get(task["id"], timeout=20))
+        assert_unavailable(r)
+        # statement_timeout 1 s + 2 s grace + sweep interval; far below TCP's minutes
+        assert took < ANSWER_WITHIN, f"answered after {took:.1f} s"
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert poll(lambda: api.get(task["id"]).status == 200, timeout=20), "no recovery after SIGCONT"
+    assert s.alive()

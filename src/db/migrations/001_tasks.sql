@@ -6,6 +6,18 @@ CREATE FUNCTION fold_tags(tags text[]) RETURNS text[]
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT coalesce(array_agg(lower(t) ORDER BY n), '{}') FROM unnest(tags) WITH ORDINALITY AS u(t, n) $$;
 
+-- Tags as stored: a JSON array of strings, later duplicates (in any case,
+-- by the database's lower(), so beyond ASCII) dropped, first spellings kept
+-- in their order.
+CREATE FUNCTION tags_from_json(tags jsonb) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+    SELECT coalesce(array_agg(t ORDER BY n), '{}')
+    FROM (SELECT DISTINCT ON (lower(t)) t, n
+          FROM jsonb_array_elements_text(tags) WITH ORDINALITY AS e(t, n)
+          ORDER BY lower(t), n) AS firsts
+    $$;
+
 -- Instants are returned in UTC with milliseconds: 2026-11-24T10:00:00.123Z.
 CREATE FUNCTION utc_text(ts timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
