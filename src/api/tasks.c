@@ -251,11 +251,13 @@ static const char *task_id_param(http_request_t *req)
 {
     const char *id = http_request_param(req, 1);
     size_t len = req->param_lens[1];
-    if (!id || len == 0 || len > 18 || id[0] == '0')
+    if (!id || len == 0 || len > 19 || id[0] == '0')
         goto not_found;
     for (size_t i = 0; i < len; i++)
         if (!isdigit((unsigned char)id[i]))
             goto not_found;
+    if (len == 19 && strcmp(id, "9223372036854775807") > 0)
+        goto not_found;
     return id;
 not_found:
     http_problem(req, 404, "not-found", "no such task");
@@ -293,8 +295,8 @@ static int if_match_versions(const http_request_t *req, char *out, size_t outlen
         while (tag_end > tag_start && (tag_end[-1] == ' ' || tag_end[-1] == '\t'))
             tag_end--;
         size_t tl = (size_t)(tag_end - tag_start);
-        if (tl < 3 || tag_start[0] != '"' || tag_end[-1] != '"' || tl > 12)
-            continue;
+        if (tl < 3 || tag_start[0] != '"' || tag_end[-1] != '"' || tl > 20)
+            continue; /* 18 digits always fit the bigint[] it becomes */
         bool digits = true;
         for (const char *d = tag_start + 1; d < tag_end - 1; d++)
             digits = digits && isdigit((unsigned char)*d);
@@ -482,6 +484,7 @@ static void replay_or_conflict(call_t *c, const db_result_t *res)
     http_response_begin(req, 201, HTTP_CONTENT_JSON);
     if (buf_append(&req->res.body, body, db_result_length(res, 0, 2)) != 0 ||
         http_response_header(req, "Location", location) != 0 ||
+        set_etag(req, "1") != 0 || /* a created task is at version 1 */
         http_response_header(req, "Idempotent-Replayed", "true") != 0) {
         http_problem(req, 500, "internal", "the response exceeded its size bound");
         return;
@@ -794,11 +797,12 @@ static void handle_complete(http_request_t *req, void *ctx)
         return;
     const char *set = NULL;
     if (req->body.len > 0) {
-        if (!check_body_type(req, true))
+        if (!check_body_type(req, req->method == HTTP_METHOD_PATCH))
             return;
         /* Here null is not a default but a question: only true or false. */
         json_error_t jerr;
-        json_t *doc = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *doc = json_loadb(req->body.data, req->body.len,
+                                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!doc) {
             http_problem(req, 400, "malformed-request", "the body is not valid JSON");
             return;

@@ -58,7 +58,7 @@
 
 /* The version check shared by every write: $3 is NULL (no If-Match, or
  * "*") or the list of acceptable versions. */
-#define VERSION_OK "($3::integer[] IS NULL OR cur.version = ANY($3::integer[]))"
+#define VERSION_OK "($3::bigint[] IS NULL OR cur.version = ANY($3::bigint[]))"
 
 const db_statement_t db_statements[DB_STMT_COUNT] = {
     /* $1 user, $2..$11 TASK_VALUES. */

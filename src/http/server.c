@@ -617,7 +617,10 @@ static void conn_fail(conn_t *c)
                        : status == 501 ? "not-implemented"
                        : status == 503 ? "unavailable"
                                        : "malformed-request";
-    http_problem(req, status, slug, detail);
+    http_problem_build(req, status, slug, detail, NULL, 0);
+    if (status == 503 && http_response_header(req, "Retry-After", "1") != 0)
+        req->res.status = 503;
+    http_response_end(req);
 }
 
 static void conn_feed(conn_t *c, const char *data, size_t len)

@@ -556,3 +556,26 @@ def test_chunked_request_body(api):
                     headers=[("Transfer-Encoding", "chunked")])
     task = assert_json(r, 201)
     assert task["title"] == "sent in chunks" and task["tags"] == ["c"]
+
+
+def test_if_match_with_huge_version_is_412_not_500(api):
+    """A tag far beyond any version is simply stale (412), never a server error."""
+    task = api.create_ok(title="big tag")
+    for tag in ('"9999999999"', '"999999999999999999"'):
+        r = api.patch(task["id"], {"title": "x"}, headers=[("If-Match", tag)])
+        assert_problem(r, 412)
+    assert api.get_ok(task["id"]) == task
+
+
+@pytest.mark.parametrize("body", [b"true", b"5", b'"completed"', b"null"])
+def test_complete_with_scalar_json_body_is_422(api, body):
+    """Valid JSON that is not an object is 422, as on the other endpoints."""
+    task = api.create_ok(title="scalar")
+    r = api.complete(task["id"], body)
+    assert_problem(r, 422)
+    assert api.get_ok(task["id"]) == task
+
+
+def test_task_id_beyond_63_bits_is_404(api):
+    for tid in ("9223372036854775808", "99999999999999999999", "9223372036854775807"):
+        assert_problem(api.get(tid), 404)

@@ -1,0 +1,16 @@
+-- pgbench script of the "complete" scenario: POST
+-- /api/{user}/tasks/{id}/complete with no body (a toggle: $4 NULL), no
+-- If-Match ($3 NULL).
+-- statement: task_complete
+-- params: $1=:uid $2=:id $3=NULL $4=NULL
+-- Variables from scripts/bench (pgbench -D): users, user_base, tasks_per_user.
+-- The seed gives user "<user_base + u>" (u = 1..users) the task ids
+-- (u - 1) * tasks_per_user + 1 .. u * tasks_per_user.
+--
+-- The last line is the statement of src/db/queries.c named above with its
+-- parameters replaced as mapped: scripts/bench re-renders it from the source
+-- before each run (bench/pgbench/render.py) and warns if it differs.
+\set u random(1, :users)
+\set uid :user_base + :u
+\set id (:u - 1) * :tasks_per_user + random(1, :tasks_per_user)
+WITH cur AS (SELECT id, version, completed FROM tasks WHERE id = :id::bigint AND user_id = :uid FOR UPDATE), upd AS (UPDATE tasks t SET completed = coalesce(NULL::boolean, NOT cur.completed), completed_at = CASE WHEN coalesce(NULL::boolean, NOT cur.completed)   THEN coalesce(t.completed_at, clock_timestamp()) END, updated_at = clock_timestamp(), version = t.version + 1 FROM cur WHERE t.id = cur.id AND (NULL::integer[] IS NULL OR cur.version = ANY(NULL::integer[])) RETURNING t.version, task_json(t) AS body) SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM upd), (SELECT version FROM upd), (SELECT body FROM upd);

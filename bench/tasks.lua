@@ -1,0 +1,133 @@
+-- wrk script for the tasks-API scenarios of scripts/bench.
+--
+--   wrk -t2 -c64 -d10s --latency -s bench/tasks.lua http://127.0.0.1:PORT \
+--       -- SCENARIO [USERS [TASKS_PER_USER [USER_BASE]]]
+--
+-- SCENARIO is one of
+--   create    POST  /api/{user}/tasks           a new body per request
+--   get       GET   /api/{user}/tasks/{id}      an existing task of that user
+--   list      GET   /api/{user}/tasks?limit=50
+--   patch     PATCH /api/{user}/tasks/{id}      {"priority":"low"}
+--   complete  POST  /api/{user}/tasks/{id}/complete   (no body: a toggle)
+--
+-- Users and ids follow the seed layout of scripts/bench (bench/seed.sql):
+-- user "<USER_BASE + u>" for u = 1..USERS (default 64, 200, 10000) owns the
+-- task ids (u - 1) * TASKS_PER_USER + 1 .. u * TASKS_PER_USER. Each request
+-- picks u and the task uniformly at random, as bench/pgbench/*.sql do.
+--
+-- With BENCH_CHECK_STATUS=1 in the environment the script also counts the
+-- response statuses per thread and prints them at the end ("status 201 N"),
+-- with the first body of an unexpected one ("unexpected 404 {...}").
+-- scripts/bench sets it for the warm-up run only: a response() function
+-- makes wrk parse every response's headers and body, which costs it CPU.
+
+local scenario, users, per_user, user_base
+local counter = 0
+local threads = {}
+
+local verbs = {"Buy", "Call", "Email", "Fix", "Plan", "Review", "Write", "Clean",
+               "Book", "Pay", "Read", "Send", "Check", "Renew", "Order", "Prepare"}
+local nouns = {"milk", "the plumber", "quarterly report", "invoice 42", "slides",
+               "garden hose", "train tickets", "rent", "chapter 3", "newsletter",
+               "car insurance", "budget", "dentist", "passport", "groceries", "backup"}
+local tag_pool = {"work", "home", "errand", "health", "finance", "reading",
+                  "travel", "family", "someday", "Urgent-ish"}
+local priorities = {"low", "medium", "high", "urgent"}
+
+local json_headers = {["Content-Type"] = "application/json"}
+local plain_headers = {}
+
+function setup(thread)
+   threads[#threads + 1] = thread
+   thread:set("tid", #threads)
+end
+
+function init(args)
+   scenario = args[1] or "get"
+   users = tonumber(args[2] or "64")
+   per_user = tonumber(args[3] or "200")
+   user_base = tonumber(args[4] or "10000")
+   local known = {create = true, get = true, list = true, patch = true, complete = true}
+   if not known[scenario] then
+      error("bench/tasks.lua: unknown scenario '" .. tostring(scenario) .. "'")
+   end
+   -- LuaJIT starts every state with the same seed: mix in the thread.
+   math.randomseed(os.time() * 1000 + (tid or 0) * 7919)
+end
+
+local function pick_user()
+   local u = math.random(1, users)
+   return u, tostring(user_base + u)
+end
+
+local function task_path()
+   local u, user = pick_user()
+   local id = (u - 1) * per_user + math.random(1, per_user)
+   return "/api/" .. user .. "/tasks/" .. id
+end
+
+local function create_body()
+   counter = counter + 1
+   local title = string.format("%s %s #%d-%d", verbs[math.random(#verbs)],
+                               nouns[math.random(#nouns)], tid or 0, counter)
+   -- 0 to 3 distinct tags.
+   local tags, k, s = {}, math.random(0, 3), math.random(#tag_pool)
+   for i = 0, k - 1 do
+      tags[#tags + 1] = '"' .. tag_pool[(s + i - 1) % #tag_pool + 1] .. '"'
+   end
+   local due = "null"
+   if math.random(4) > 1 then
+      due = string.format('"%04d-%02d-%02dT%02d:%02d:00Z"', math.random(2026, 2030),
+                          math.random(12), math.random(28), math.random(0, 23),
+                          math.random(0, 59))
+   end
+   return string.format('{"title":"%s","priority":"%s","tags":[%s],"due_at":%s}',
+                        title, priorities[math.random(#priorities)],
+                        table.concat(tags, ","), due)
+end
+
+function request()
+   if scenario == "get" then
+      return wrk.format("GET", task_path(), plain_headers, nil)
+   elseif scenario == "list" then
+      local _, user = pick_user()
+      return wrk.format("GET", "/api/" .. user .. "/tasks?limit=50", plain_headers, nil)
+   elseif scenario == "create" then
+      local _, user = pick_user()
+      return wrk.format("POST", "/api/" .. user .. "/tasks", json_headers, create_body())
+   elseif scenario == "patch" then
+      return wrk.format("PATCH", task_path(), json_headers, '{"priority":"low"}')
+   else -- complete; "" sends Content-Length: 0
+      return wrk.format("POST", task_path() .. "/complete", plain_headers, "")
+   end
+end
+
+if os.getenv("BENCH_CHECK_STATUS") == "1" then
+   statuses = {}
+   unexpected = nil
+
+   function response(status, headers, body)
+      statuses[status] = (statuses[status] or 0) + 1
+      local want = (scenario == "create") and 201 or 200
+      if status ~= want and unexpected == nil then
+         unexpected = status .. " " .. string.sub(body or "", 1, 300)
+      end
+   end
+
+   function done(summary, latency, requests)
+      local total = {}
+      for _, t in ipairs(threads) do
+         local s = t:get("statuses") or {}
+         for code, n in pairs(s) do
+            total[code] = (total[code] or 0) + n
+         end
+         local u = t:get("unexpected")
+         if u then
+            io.write("unexpected " .. string.gsub(u, "[\r\n]", " ") .. "\n")
+         end
+      end
+      for code, n in pairs(total) do
+         io.write(string.format("status %d %d\n", code, n))
+      end
+   end
+end
