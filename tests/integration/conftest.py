@@ -32,6 +32,11 @@ CONFIG_VARS = (
     "MAX_CONNECTIONS", "MAX_PIPELINE", "MAX_OUTPUT_BYTES",
     "HEADER_TIMEOUT_MS", "BODY_TIMEOUT_MS", "IDLE_TIMEOUT_MS",
     "SHUTDOWN_TIMEOUT_MS",
+    # a developer's exported settings must not leak into the servers tests start
+    "DATABASE_URL", "DB_POOL_SIZE", "DB_QUEUE_MAX", "DB_QUEUE_TIMEOUT_MS",
+    "DB_STATEMENT_TIMEOUT_MS", "DB_CONNECT_TIMEOUT_MS",
+    "AUTH_JWT_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE", "AUTH_DISABLED",
+    "AUTH_CLOCK_SKEW_S", "APP_API_TOKEN",
 )
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
