@@ -1,7 +1,7 @@
 -- wrk script for the tasks-API scenarios of scripts/bench.
 --
 --   wrk -t2 -c64 -d10s --latency -s bench/tasks.lua http://127.0.0.1:PORT \
---       -- SCENARIO [USERS [TASKS_PER_USER [USER_BASE]]]
+--       -- SCENARIO [USERS [TASKS_PER_USER [USER_BASE [TOKENS]]]]
 --
 -- SCENARIO is one of
 --   create    POST  /api/{user}/tasks           a new body per request
@@ -14,6 +14,11 @@
 -- user "<USER_BASE + u>" for u = 1..USERS (default 64, 200, 10000) owns the
 -- task ids (u - 1) * TASKS_PER_USER + 1 .. u * TASKS_PER_USER. Each request
 -- picks u and the task uniformly at random, as bench/pgbench/*.sql do.
+--
+-- TOKENS, when given, is a file of "USER TOKEN" lines: each request carries
+-- "Authorization: Bearer TOKEN" of its user (the service verifies an HS256
+-- JWT whose sub must equal the path's user). Without it no Authorization
+-- header is sent (the service must run with AUTH_DISABLED=1).
 --
 -- With BENCH_CHECK_STATUS=1 in the environment the script also counts the
 -- response statuses per thread and prints them at the end ("status 201 N"),
@@ -34,6 +39,7 @@ local tag_pool = {"work", "home", "errand", "health", "finance", "reading",
                   "travel", "family", "someday", "Urgent-ish"}
 local priorities = {"low", "medium", "high", "urgent"}
 
+local tokens = {}        -- [u] = "Bearer ..."
 local json_headers = {["Content-Type"] = "application/json"}
 local plain_headers = {}
 
@@ -47,6 +53,19 @@ function init(args)
    users = tonumber(args[2] or "64")
    per_user = tonumber(args[3] or "200")
    user_base = tonumber(args[4] or "10000")
+   if args[5] and args[5] ~= "" then
+      local f = assert(io.open(args[5], "r"))
+      for line in f:lines() do
+         local user, token = string.match(line, "^(%S+)%s+(%S+)$")
+         if user then
+            tokens[tonumber(user) - user_base] = "Bearer " .. token
+         end
+      end
+      f:close()
+      for u = 1, users do
+         assert(tokens[u], "bench/tasks.lua: no token for user " .. (user_base + u))
+      end
+   end
    local known = {create = true, get = true, list = true, patch = true, complete = true}
    if not known[scenario] then
       error("bench/tasks.lua: unknown scenario '" .. tostring(scenario) .. "'")
@@ -55,8 +74,12 @@ function init(args)
    math.randomseed(os.time() * 1000 + (tid or 0) * 7919)
 end
 
+-- A random user; sets its token on both header tables.
 local function pick_user()
    local u = math.random(1, users)
+   local auth = tokens[u]
+   json_headers["Authorization"] = auth
+   plain_headers["Authorization"] = auth
    return u, tostring(user_base + u)
 end
 

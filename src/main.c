@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <uv.h>
 
+#include "api/access.h"
 #include "api/tasks.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "crypto/jwt.h"
 #include "db/db.h"
 #include "db/migrations.h"
 #include "db/queries.h"
@@ -153,10 +156,93 @@ static int start_database(app_t *app)
     return 0;
 }
 
+static jwt_keys_t jwt_keys_from(const config_t *cfg)
+{
+    return (jwt_keys_t){
+        .secret = (const unsigned char *)cfg->auth_jwt_secret,
+        .secret_len = strlen(cfg->auth_jwt_secret),
+        .issuer = cfg->auth_jwt_issuer[0] ? cfg->auth_jwt_issuer : NULL,
+        .audience = cfg->auth_jwt_audience[0] ? cfg->auth_jwt_audience : NULL,
+        .leeway_s = cfg->auth_clock_skew_s,
+    };
+}
+
+static int secret_check(const config_t *cfg)
+{
+    if (strlen(cfg->auth_jwt_secret) >= JWT_MIN_SECRET)
+        return 0;
+    fprintf(stderr,
+            "todo-backend: AUTH_JWT_SECRET must be at least %d bytes (it signs user tokens; "
+            "AUTH_DISABLED=1 turns authentication off for development)\n",
+            JWT_MIN_SECRET);
+    return 2;
+}
+
+/* "30s", "15m", "1h", "7d" -> seconds; -1 when malformed or over a year. */
+static long parse_ttl(const char *s)
+{
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (end == s || n <= 0 || end[0] == '\0' || end[1] != '\0')
+        return -1;
+    long unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 : 0;
+    if (unit == 0 || n > 366L * 86400 / unit)
+        return -1;
+    return n * unit;
+}
+
+/* todo-backend token --user ID [--ttl 1h]: a token for people and scripts,
+ * signed with the configured secret. */
+static int run_token_command(int argc, char **argv)
+{
+    const char *user = NULL, *ttl_text = "1h";
+    for (int i = 2; i < argc; i++) {
+        bool has_value = i + 1 < argc;
+        if (strcmp(argv[i], "--user") == 0 && has_value) {
+            user = argv[++i];
+        } else if (strncmp(argv[i], "--user=", 7) == 0) {
+            user = argv[i] + 7;
+        } else if (strcmp(argv[i], "--ttl") == 0 && has_value) {
+            ttl_text = argv[++i];
+        } else if (strncmp(argv[i], "--ttl=", 6) == 0) {
+            ttl_text = argv[i] + 6;
+        } else {
+            fprintf(stderr, "usage: todo-backend token --user ID [--ttl 30s|15m|1h|7d]\n");
+            return 2;
+        }
+    }
+    long ttl = parse_ttl(ttl_text);
+    if (!user || !*user || strlen(user) > JWT_MAX_SUBJECT || ttl < 0) {
+        fprintf(stderr, "todo-backend: token needs --user (1-%d bytes) and a --ttl like 1h\n",
+                JWT_MAX_SUBJECT);
+        return 2;
+    }
+    static config_t cfg;
+    char err[512];
+    char *no_args[] = {argv[0], NULL};
+    if (config_load(&cfg, environ, 1, no_args, err, sizeof err) != CONFIG_OK) {
+        fprintf(stderr, "todo-backend: %s\n", err);
+        return 2;
+    }
+    if (secret_check(&cfg) != 0)
+        return 2;
+    jwt_keys_t keys = jwt_keys_from(&cfg);
+    char *token = jwt_sign(&keys, user, (int64_t)time(NULL), ttl);
+    if (!token) {
+        fprintf(stderr, "todo-backend: cannot sign the token\n");
+        return 1;
+    }
+    printf("%s\n", token);
+    free(token);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static app_t app;
     char err[512];
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return run_token_command(argc, argv);
     switch (config_load(&app.cfg, environ, argc, argv, err, sizeof err)) {
     case CONFIG_OK:
         break;
@@ -174,6 +260,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "todo-backend: invalid DATABASE_URL: %s\n", err);
         return 2;
     }
+    /* User endpoints exist only with a database; then they need the key. */
+    if (app.cfg.database_url[0] && !app.cfg.auth_disabled && secret_check(&app.cfg) != 0)
+        return 2;
     log_setup((log_level_t)app.cfg.log_level, (log_format_t)app.cfg.log_format, 2);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(app.cfg.max_connections);
@@ -204,6 +293,17 @@ int main(int argc, char **argv)
         return 1;
     }
     health_add_check("http", http_server_readiness, app.server);
+    api_access_setup(&(api_access_config_t){
+        .keys = jwt_keys_from(&app.cfg),
+        .auth_disabled = app.cfg.auth_disabled,
+        .app_token = app.cfg.app_api_token,
+    });
+    http_router_set_guard(app.router, api_service_guard, NULL);
+    if (app.cfg.auth_disabled) {
+        log_warn("AUTH_DISABLED=1: user endpoints trust the path's user id WITHOUT a token; "
+                 "never run this way outside development");
+        health_add_flag("auth", "disabled");
+    }
 
     uv_prepare_init(&app.loop, &app.log_flusher);
     uv_prepare_start(&app.log_flusher, on_log_flush);

@@ -68,7 +68,7 @@ static const option_t options[] = {
      "on SIGTERM, in-flight requests get this long to finish"},
     {"DATABASE_URL", OPT_STRING, FIELD(database_url), "", 0, 0, NULL,
      "PostgreSQL connection URI (postgresql://user@host:port/db); unset = no tasks API"},
-    {"DB_POOL_SIZE", OPT_INT, FIELD(db_pool_size), "4", 1, 64, NULL,
+    {"DB_POOL_SIZE", OPT_INT, FIELD(db_pool_size), "8", 1, 64, NULL,
      "database connections; each carries many statements at once (pipeline mode)"},
     {"DB_QUEUE_MAX", OPT_INT, FIELD(db_queue_max), "1024", 1, 1000000, NULL,
      "statements waiting for a connection before requests get 503"},
@@ -78,6 +78,18 @@ static const option_t options[] = {
      "PostgreSQL statement_timeout for every statement"},
     {"DB_CONNECT_TIMEOUT_MS", OPT_INT, FIELD(db_connect_timeout_ms), "5000", 100, 600000, NULL,
      "a connection attempt (including migrations) taking longer is retried"},
+    {"AUTH_JWT_SECRET", OPT_STRING, FIELD(auth_jwt_secret), "", 0, 0, NULL,
+     "HS256 key for user tokens, at least 32 bytes; required with DATABASE_URL"},
+    {"AUTH_JWT_ISSUER", OPT_STRING, FIELD(auth_jwt_issuer), "", 0, 0, NULL,
+     "when set, tokens must carry this iss"},
+    {"AUTH_JWT_AUDIENCE", OPT_STRING, FIELD(auth_jwt_audience), "", 0, 0, NULL,
+     "when set, tokens' aud must contain this"},
+    {"AUTH_CLOCK_SKEW_S", OPT_INT, FIELD(auth_clock_skew_s), "30", 0, 60, NULL,
+     "leeway for exp, nbf and iat, in seconds"},
+    {"AUTH_DISABLED", OPT_BOOL, FIELD(auth_disabled), "0", 0, 0, NULL,
+     "1 trusts the path's user id without a token: development only"},
+    {"APP_API_TOKEN", OPT_STRING, FIELD(app_api_token), "", 0, 0, NULL,
+     "when set, /dapr/* and /api/events/* need a matching dapr-api-token header"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

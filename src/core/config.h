@@ -39,6 +39,13 @@ typedef struct config {
     int db_queue_timeout_ms;
     int db_statement_timeout_ms;
     int db_connect_timeout_ms;
+    /* Authentication */
+    char auth_jwt_secret[1024];
+    char auth_jwt_issuer[256];
+    char auth_jwt_audience[256];
+    bool auth_disabled;
+    int auth_clock_skew_s;
+    char app_api_token[256];
 } config_t;
 
 typedef enum config_result {

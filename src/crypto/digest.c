@@ -1,6 +1,7 @@
 /* digest: SHA-256 through OpenSSL, base64url by hand. */
 #include "crypto/digest.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <string.h>
@@ -17,6 +18,11 @@ void digest_sha256_hex(const void *data, size_t len, char out[DIGEST_SHA256_HEX_
         out[2 * i + 1] = hex[md[i] & 15];
     }
     out[64] = '\0';
+}
+
+bool digest_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
 }
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -13,6 +13,9 @@
 /* Lower-case hex SHA-256 of data; out needs 65 bytes. */
 void digest_sha256_hex(const void *data, size_t len, char out[DIGEST_SHA256_HEX_LEN + 1]);
 
+/* Compares n bytes in time independent of where they differ. */
+bool digest_equal(const void *a, const void *b, size_t n);
+
 /* Unpadded base64url. Encoding returns the length written (out needs
  * 4 * ceil(len / 3) + 1 bytes); decoding returns the length, or -1 when in
  * is not strict unpadded base64url or out is short. */

@@ -28,7 +28,15 @@ typedef struct route {
 struct http_router {
     route_t routes[HTTP_ROUTER_MAX_ROUTES];
     int n_routes;
+    http_guard_fn guard;
+    void *guard_ctx;
 };
+
+void http_router_set_guard(http_router_t *r, http_guard_fn guard, void *ctx)
+{
+    r->guard = guard;
+    r->guard_ctx = ctx;
+}
 
 static const char *const method_names[HTTP_METHOD_COUNT] = {
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "",
@@ -174,6 +182,8 @@ void http_router_dispatch(const http_router_t *r, http_request_t *req)
     int n = split_path(req->path, req->path_len, segs);
     req->route_id = -1;
     req->route_name = HTTP_ROUTE_UNMATCHED;
+    if (r->guard && !r->guard(req, r->guard_ctx))
+        return;
     if (n < 0) {
         http_problem(req, 404, "not-found", "no resource at this path");
         return;

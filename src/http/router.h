@@ -22,6 +22,10 @@ void http_router_free(http_router_t *r);
  * the template is malformed or the table is full. */
 int http_router_add(http_router_t *r, unsigned methods, const char *tmpl,
                     http_handler_fn handler, void *ctx);
+/* A check run before matching; returns false when it has answered. */
+typedef bool (*http_guard_fn)(http_request_t *req, void *ctx);
+void http_router_set_guard(http_router_t *r, http_guard_fn guard, void *ctx);
+
 /* Matches req, fills route_id, route_name and params, and runs the handler
  * or answers 404/405 itself. */
 void http_router_dispatch(const http_router_t *r, http_request_t *req);

@@ -15,6 +15,22 @@ static struct {
 } checks[MAX_CHECKS];
 static int n_checks;
 
+#define MAX_FLAGS 8
+static struct {
+    const char *name, *value;
+} flags[MAX_FLAGS];
+static int n_flags;
+
+int health_add_flag(const char *name, const char *value)
+{
+    if (n_flags == MAX_FLAGS)
+        return -1;
+    flags[n_flags].name = name;
+    flags[n_flags].value = value;
+    n_flags++;
+    return 0;
+}
+
 int health_add_check(const char *name, health_check_fn fn, void *ctx)
 {
     if (n_checks == MAX_CHECKS)
@@ -52,7 +68,10 @@ void health_handle_ready(http_request_t *req, void *ctx)
 
     http_response_begin(req, ready ? 200 : 503, HTTP_CONTENT_JSON);
     buf_t *b = &req->res.body;
-    int rc = buf_printf(b, "{\"status\":\"%s\",\"checks\":{", ready ? "ready" : "unavailable");
+    int rc = buf_printf(b, "{\"status\":\"%s\",", ready ? "ready" : "unavailable");
+    for (int i = 0; i < n_flags && !rc; i++)
+        rc = buf_printf(b, "\"%s\":\"%s\",", flags[i].name, flags[i].value);
+    rc = rc ? rc : buf_append_str(b, "\"checks\":{");
     for (int i = 0; i < n_checks && !rc; i++) {
         const char *state = problems[i] ? problems[i] : "ok";
         rc = buf_printf(b, "%s\"%s\":\"", i ? "," : "", checks[i].name);

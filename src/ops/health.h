@@ -13,6 +13,9 @@ typedef const char *(*health_check_fn)(void *ctx);
 
 /* Returns -1 when the table (16) is full. */
 int health_add_check(const char *name, health_check_fn fn, void *ctx);
+/* A fact shown on /readyz as a top-level field ("auth": "disabled") that
+ * does not make the service unready. Returns -1 when the table (8) is full. */
+int health_add_flag(const char *name, const char *value);
 /* True when every check passes. */
 bool health_ready(void);
 void health_handle_live(http_request_t *req, void *ctx);

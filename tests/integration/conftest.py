@@ -693,6 +693,9 @@ def poll(fn, timeout=3.0, interval=0.05):
 # Everything below is only used by the tasks tests; the fixtures are lazy, so
 # the HTTP-core tests never start PostgreSQL.
 
+import base64 as _base64
+import hashlib as _hashlib
+import hmac as _hmac
 import itertools as _itertools
 import urllib.parse as _urlparse
 import uuid as _uuid
@@ -774,11 +777,49 @@ DB_CONFIG_VARS = ("DATABASE_URL", "DB_POOL_SIZE", "DB_QUEUE_MAX", "DB_QUEUE_TIME
                   "DB_STATEMENT_TIMEOUT_MS", "DB_CONNECT_TIMEOUT_MS")
 
 
+# ------------------------------------------------------------------ JWT (HS256)
+
+# The shared secret of every service started with a database (>= 32 bytes).
+TEST_JWT_SECRET = "todo-backend-integration-tests-hs256-secret-0123456789"
+
+
+def b64url(data):
+    """Unpadded base64url (RFC 7515 §2) of bytes, as str."""
+    return _base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def make_jwt(claims, secret=TEST_JWT_SECRET, header=None):
+    """A compact JWS: ``header`` (default ``{"alg":"HS256","typ":"JWT"}``) and
+    ``claims`` as JSON objects, signed with HMAC-SHA256 over the exact
+    ``header.payload`` bytes."""
+    if header is None:
+        header = {"alg": "HS256", "typ": "JWT"}
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode("utf-8")) + "."
+                     + b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8")))
+    mac = _hmac.new(key, signing_input.encode("ascii"), _hashlib.sha256).digest()
+    return signing_input + "." + b64url(mac)
+
+
+def user_token(user, secret=TEST_JWT_SECRET, ttl=3600, issuer=None, audience=None, **claims):
+    """A valid token for ``user`` (``sub``, ``iat`` now, ``exp`` now + ttl, and
+    ``iss``/``aud`` when given); extra ``claims`` are added or override."""
+    now = int(time.time())
+    body = {"sub": user, "iat": now, "exp": now + ttl}
+    if issuer is not None:
+        body["iss"] = issuer
+    if audience is not None:
+        body["aud"] = audience
+    body.update(claims)
+    return make_jwt(body, secret)
+
+
 def db_env(url, **env):
-    """The service environment for a database URL (test defaults: pool of 2; the
-    other DB_* variables are removed from the inherited environment)."""
+    """The service environment for a database URL (test defaults: pool of 2,
+    ``AUTH_JWT_SECRET`` = ``TEST_JWT_SECRET``; the other DB_* variables are
+    removed from the inherited environment)."""
     out = {k: None for k in DB_CONFIG_VARS}
-    out.update({"DATABASE_URL": url, "DB_POOL_SIZE": 2})
+    out.update({"DATABASE_URL": url, "DB_POOL_SIZE": 2, "AUTH_JWT_SECRET": TEST_JWT_SECRET})
     out.update(env)
     return out
 
@@ -864,7 +905,16 @@ class TasksClient:
 
     # -- the one place requests are made -----------------------------------
     def auth_headers(self, user):
-        return []
+        """``Authorization: Bearer`` with a valid token for ``user``, signed with
+        the server's ``AUTH_JWT_SECRET`` (and its issuer and audience, if set);
+        nothing for a server started without a secret."""
+        env = getattr(self.server, "env", None) or {}
+        secret = env.get("AUTH_JWT_SECRET")
+        if not secret:
+            return []
+        token = user_token(user, secret, issuer=env.get("AUTH_JWT_ISSUER") or None,
+                           audience=env.get("AUTH_JWT_AUDIENCE") or None)
+        return [("Authorization", f"Bearer {token}")]
 
     def request(self, method, path, body=_NO_BODY, headers=(), user=None,
                 content_type="application/json", timeout=10.0):

@@ -520,19 +520,20 @@ def test_pipelined_requests_are_answered_in_order(api):
     """Database answers arrive asynchronously; responses must still go out in
     request order on a connection."""
     task = api.create_ok(title="existing")
+    auth = list(api.auth_headers(api.user))
     reqs, expect = [], []
     for i in range(12):
         kind = ("post", "health", "get", "list")[i % 4]
         if kind == "post":
             body = json.dumps({"title": f"pipelined {i}"}).encode()
             reqs.append(build_request("POST", api.tasks_path(),
-                                      [("Content-Type", "application/json")], body))
+                                      auth + [("Content-Type", "application/json")], body))
         elif kind == "health":
             reqs.append(build_request("GET", "/healthz"))
         elif kind == "get":
-            reqs.append(build_request("GET", api.task_path(task["id"])))
+            reqs.append(build_request("GET", api.task_path(task["id"]), auth))
         else:
-            reqs.append(build_request("GET", api.tasks_path() + "?limit=1"))
+            reqs.append(build_request("GET", api.tasks_path() + "?limit=1", auth))
         expect.append((kind, i))
     with api.server.connect(timeout=10) as c:
         c.send(b"".join(reqs), methods=["POST" if k == "post" else "GET" for k, _ in expect])
