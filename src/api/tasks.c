@@ -735,6 +735,44 @@ static void handle_get(http_request_t *req, void *ctx)
     send_or_fail(c, DB_TASK_GET);
 }
 
+/* The start every write on one task shares: a call with $1 user, $2 id and
+ * $3 the If-Match versions. NULL when it has answered instead. */
+static call_t *begin_task_write(tasks_api_t *api, http_request_t *req, call_kind_t kind,
+                                const char *user, const char *id)
+{
+    char versions[256];
+    bool has_versions;
+    if (if_match_versions(req, versions, sizeof versions, &has_versions) != 0) {
+        http_problem(req, 400, "malformed-request", "the If-Match header is too long");
+        return NULL;
+    }
+    call_t *c = call_new(api, req, kind);
+    if (!c) {
+        answer_oom(req);
+        return NULL;
+    }
+    int rc = params_add(&c->params, user);
+    rc = rc ? rc : params_add(&c->params, id);
+    rc = rc ? rc : params_add(&c->params, has_versions ? versions : NULL);
+    if (rc) {
+        answer_oom(req);
+        call_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Sends a write begun above, once its own parameters are added (rc). */
+static void finish_task_write(call_t *c, int rc, int stmt)
+{
+    if (rc) {
+        answer_oom(c->req);
+        call_free(c);
+        return;
+    }
+    send_or_fail(c, stmt);
+}
+
 /* PUT and PATCH: one statement, the mask says which fields to set. */
 static void handle_write(http_request_t *req, tasks_api_t *api, task_input_mode_t mode)
 {
@@ -742,12 +780,6 @@ static void handle_write(http_request_t *req, tasks_api_t *api, task_input_mode_
     const char *id = user ? task_id_param(req) : NULL;
     if (!id || !check_body_type(req, mode == TASK_INPUT_PATCH) || !database_ready(api, req))
         return;
-    char versions[256];
-    bool has_versions;
-    if (if_match_versions(req, versions, sizeof versions, &has_versions) != 0) {
-        http_problem(req, 400, "malformed-request", "the If-Match header is too long");
-        return;
-    }
     task_input_t in;
     task_input_errors_t errs;
     int st = task_input_parse(req->body.data ? req->body.data : "", req->body.len, mode,
@@ -757,24 +789,15 @@ static void handle_write(http_request_t *req, tasks_api_t *api, task_input_mode_
         task_input_free(&in);
         return;
     }
-    call_t *c = call_new(api, req, CALL_WRITE);
+    call_t *c = begin_task_write(api, req, CALL_WRITE, user, id);
     if (!c) {
         task_input_free(&in);
-        answer_oom(req);
         return;
     }
-    int rc = params_add(&c->params, user);
-    rc = rc ? rc : params_add(&c->params, id);
-    rc = rc ? rc : params_add(&c->params, has_versions ? versions : NULL);
-    rc = rc ? rc : params_add_int(&c->params, (long long)in.present);
+    int rc = params_add_int(&c->params, (long long)in.present);
     rc = rc ? rc : add_task_values(&c->params, &in, in.present);
     task_input_free(&in);
-    if (rc) {
-        answer_oom(req);
-        call_free(c);
-        return;
-    }
-    send_or_fail(c, DB_TASK_UPDATE);
+    finish_task_write(c, rc, DB_TASK_UPDATE);
 }
 
 static void handle_put(http_request_t *req, void *ctx)
@@ -825,27 +848,9 @@ static void handle_complete(http_request_t *req, void *ctx)
     }
     if (!database_ready(api, req))
         return;
-    char versions[256];
-    bool has_versions;
-    if (if_match_versions(req, versions, sizeof versions, &has_versions) != 0) {
-        http_problem(req, 400, "malformed-request", "the If-Match header is too long");
-        return;
-    }
-    call_t *c = call_new(api, req, CALL_WRITE);
-    if (!c) {
-        answer_oom(req);
-        return;
-    }
-    int rc = params_add(&c->params, user);
-    rc = rc ? rc : params_add(&c->params, id);
-    rc = rc ? rc : params_add(&c->params, has_versions ? versions : NULL);
-    rc = rc ? rc : params_add(&c->params, set);
-    if (rc) {
-        answer_oom(req);
-        call_free(c);
-        return;
-    }
-    send_or_fail(c, DB_TASK_COMPLETE);
+    call_t *c = begin_task_write(api, req, CALL_WRITE, user, id);
+    if (c)
+        finish_task_write(c, params_add(&c->params, set), DB_TASK_COMPLETE);
 }
 
 static void handle_delete(http_request_t *req, void *ctx)
@@ -855,26 +860,9 @@ static void handle_delete(http_request_t *req, void *ctx)
     const char *id = user ? task_id_param(req) : NULL;
     if (!id || !database_ready(api, req))
         return;
-    char versions[256];
-    bool has_versions;
-    if (if_match_versions(req, versions, sizeof versions, &has_versions) != 0) {
-        http_problem(req, 400, "malformed-request", "the If-Match header is too long");
-        return;
-    }
-    call_t *c = call_new(api, req, CALL_DELETE);
-    if (!c) {
-        answer_oom(req);
-        return;
-    }
-    int rc = params_add(&c->params, user);
-    rc = rc ? rc : params_add(&c->params, id);
-    rc = rc ? rc : params_add(&c->params, has_versions ? versions : NULL);
-    if (rc) {
-        answer_oom(req);
-        call_free(c);
-        return;
-    }
-    send_or_fail(c, DB_TASK_DELETE);
+    call_t *c = begin_task_write(api, req, CALL_DELETE, user, id);
+    if (c)
+        finish_task_write(c, 0, DB_TASK_DELETE);
 }
 
 /* ---- listing ----------------------------------------------------------- */
