@@ -1132,8 +1132,15 @@ def shared_api_server(pg_cluster):
 
     For tests that only need a clean slate per *user* (see ``api``): much
     faster than a server per test. ``.db`` is its PgDatabase."""
+    yield from module_db_server(pg_cluster, db_env)
+
+
+def module_db_server(pg_cluster, make_env, **env):
+    """Generator for module-scoped fixtures: a ready server (environment from
+    ``make_env(url, **env)``) on a database of its own, dropped afterwards;
+    sanitizer findings or an early death fail the module."""
     db = pg_cluster.create_database()
-    s = Server(env=db_env(db.url))
+    s = Server(env=make_env(db.url, **env))
     try:
         wait_ready(s)
         s.db = db

@@ -8,9 +8,8 @@ import json
 
 import pytest
 
-from conftest import (TEST_JWT_SECRET, Server, TasksClient, assert_json, assert_problem, db_env,
+from conftest import (TEST_JWT_SECRET, TasksClient, assert_json, assert_problem, db_env, module_db_server,
                       new_user, task_row, user_token, wait_ready)
-from pg import PgError
 
 AUTH_VARS = ("AUTH_JWT_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE", "AUTH_CLOCK_SKEW_S",
              "AUTH_DISABLED", "APP_API_TOKEN")
@@ -25,22 +24,9 @@ BOB = new_user("bob")
 @pytest.fixture(scope="module")
 def server(pg_cluster):
     """The service with AUTH_JWT_SECRET and APP_API_TOKEN, on its own database."""
-    db = pg_cluster.create_database()
     env = {k: None for k in AUTH_VARS}
     env.update({"AUTH_JWT_SECRET": TEST_JWT_SECRET, "APP_API_TOKEN": APP_API_TOKEN})
-    s = Server(env=db_env(db.url, **env))
-    try:
-        wait_ready(s)
-        s.db = db
-        yield s
-    finally:
-        problems = s.teardown()
-        try:
-            db.drop()
-        except PgError:
-            pass
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from module_db_server(pg_cluster, db_env, **env)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +149,7 @@ def test_after_the_matrix_alice_task_is_unchanged_and_bob_has_nothing(server, al
     bob = TasksClient(server, BOB, server.db)
     assert bob.list_ok() == []
     assert server.db.scalar(f"SELECT count(*) FROM tasks WHERE user_id = '{BOB}'") == "0"
-    assert server.db.scalar(f"SELECT count(*) FROM tasks WHERE user_id <> 'events'") == "1"
+    assert server.db.scalar("SELECT count(*) FROM tasks WHERE user_id <> 'events'") == "1"
 
 
 # ------------------------------------------------------------------ service endpoints

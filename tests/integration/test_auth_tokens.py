@@ -22,9 +22,8 @@ import uuid
 
 import pytest
 
-from conftest import (TEST_JWT_SECRET, Server, TasksClient, assert_json, assert_problem, b64url,
-                      db_env, new_user, readyz, run_binary, user_token, wait_ready)
-from pg import PgError
+from conftest import (TEST_JWT_SECRET, TasksClient, assert_json, assert_problem, b64url,
+                      db_env, module_db_server, new_user, readyz, run_binary, user_token, wait_ready)
 
 ISSUER = "https://issuer.todo.test/"
 AUDIENCE = "todo-backend-tests"
@@ -52,20 +51,7 @@ def auth_env(url, **env):
 
 def module_server(pg_cluster, **env):
     """Generator for a module-scoped fixture: a ready server on its own database."""
-    db = pg_cluster.create_database()
-    s = Server(env=auth_env(db.url, **env))
-    try:
-        wait_ready(s)
-        s.db = db
-        yield s
-    finally:
-        problems = s.teardown()
-        try:
-            db.drop()
-        except PgError:
-            pass
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from module_db_server(pg_cluster, auth_env, **env)
 
 
 @pytest.fixture(scope="module")
@@ -731,10 +717,11 @@ def test_token_subcommand_output_is_accepted_by_the_service(iss_server, ttl):
     tok, _, _ = printed_token(run_token(args, **env))
     accepted(iss_server, bearer(tok), user)
     # the same token on another user's path is 403
+    before = rows_of(iss_server.db, [VICTIM])
     r = post_as(iss_server, VICTIM, bearer(tok))
     doc = assert_problem(r, 403)
     assert doc["type"] == FORBIDDEN, doc
-    assert rows_of(iss_server.db, [VICTIM]) == "0"
+    assert rows_of(iss_server.db, [VICTIM]) == before
 
 
 @pytest.mark.parametrize("name, secret", BAD_SECRETS, ids=[b[0] for b in BAD_SECRETS])
