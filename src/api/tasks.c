@@ -877,7 +877,7 @@ typedef struct list_query {
     char due_before[TIMEFMT_RFC3339_LEN + 1], due_after[TIMEFMT_RFC3339_LEN + 1];
     char sort[16], order[8];
     int limit;
-    char cursor[1024];
+    char cursor[4096];
     bool has_cursor;
     char unknown[64]; /* the first unknown parameter's name, for errors */
     http_field_error_t errors[8];
@@ -950,7 +950,7 @@ static void parse_list_query(const http_request_t *req, list_query_t *lq)
     lq->limit = LIST_DEFAULT_LIMIT;
     lq->sort[0] = lq->order[0] = '\0';
     const char *p = req->query, *end = req->query ? req->query + req->query_len : NULL;
-    char value[1024];
+    char value[4096];
     while (p && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pair_end = amp ? amp : end;
@@ -1062,6 +1062,27 @@ static void parse_list_query(const http_request_t *req, list_query_t *lq)
                  strcmp(lq->sort, "due_at") == 0 || strcmp(lq->sort, "title") == 0 ? "asc" : "desc");
 }
 
+/* A cursor key as the list statements write it for each sort. */
+static bool cursor_key_valid(const char *sort, const char *key)
+{
+    if (strcmp(sort, "title") == 0)
+        return true; /* any text: it is compared, never cast */
+    if (strcmp(sort, "priority") == 0)
+        return strcmp(key, "low") == 0 || strcmp(key, "medium") == 0 ||
+               strcmp(key, "high") == 0 || strcmp(key, "urgent") == 0;
+    if (strcmp(sort, "due_at") == 0 && strcmp(key, "none") == 0)
+        return true;
+    /* Microseconds since the epoch: an optional '-', at most 18 digits. */
+    const char *d = key[0] == '-' ? key + 1 : key;
+    size_t n = strlen(d);
+    if (n == 0 || n > 18)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)d[i]))
+            return false;
+    return true;
+}
+
 static int list_statement(const char *sort, const char *order)
 {
     static const struct {
@@ -1086,7 +1107,7 @@ static void handle_list(http_request_t *req, void *ctx)
     memset(&lq, 0, sizeof lq);
     parse_list_query(req, &lq);
     call_t *c = NULL;
-    char key[1024] = "", cursor_id[24] = "";
+    char key[4096] = "", cursor_id[24] = "";
     if (lq.n_errors) {
         http_problem_fields(req, 400, "invalid-query", "the query parameters are not valid", lq.errors,
                             lq.n_errors);
@@ -1106,7 +1127,7 @@ static void handle_list(http_request_t *req, void *ctx)
     hex[16] = '\0';
 
     if (lq.has_cursor) {
-        char raw[1024];
+        char raw[4096];
         long n = digest_base64url_decode(lq.cursor, strlen(lq.cursor), raw, sizeof raw - 1);
         bool ok = n > 0;
         if (ok) {
@@ -1128,8 +1149,11 @@ static void handle_list(http_request_t *req, void *ctx)
                  strcmp(parts[2], lq.order) == 0 && strcmp(parts[3], hex) == 0;
             if (ok) {
                 *last_bar = '\0';
+                /* The digest is not a secret: the key's own syntax is checked
+                 * too, so a forged cursor is a 400, never a failed cast. */
+                ok = cursor_key_valid(lq.sort, s);
                 snprintf(key, sizeof key, "%s", s);
-                ok = strlen(last_bar + 1) < sizeof cursor_id && last_bar[1] != '\0';
+                ok = ok && strlen(last_bar + 1) < sizeof cursor_id && last_bar[1] != '\0';
                 for (const char *d = last_bar + 1; ok && *d; d++)
                     ok = isdigit((unsigned char)*d);
                 if (ok)

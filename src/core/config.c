@@ -54,7 +54,7 @@ static const option_t options[] = {
      "most header fields in one request; more is answered 431"},
     {"MAX_CONNECTIONS", OPT_INT, FIELD(max_connections), "20000", 1, 1000000, NULL,
      "open client connections; further ones are closed at once"},
-    {"MAX_PIPELINE", OPT_INT, FIELD(max_pipeline), "64", 1, 10000, NULL,
+    {"MAX_PIPELINE", OPT_INT, FIELD(max_pipeline), "16", 1, 10000, NULL,
      "requests in flight on one connection before reading pauses"},
     {"MAX_OUTPUT_BYTES", OPT_LONG, FIELD(max_output_bytes), "1048576", 4 * KIB, 1024 * MIB, NULL,
      "unsent response bytes on one connection before reading pauses"},

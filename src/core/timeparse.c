@@ -114,6 +114,10 @@ int timeparse_rfc3339(const char *s, size_t len, int64_t *epoch_ms)
 
     int64_t days = timefmt_days_from_civil(year, month, day);
     int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
+    /* An offset can move 0001-01-01 local time into year 0 UTC, which
+     * neither RFC 3339 nor PostgreSQL's timestamptz input accepts. */
+    if (secs < timefmt_days_from_civil(1, 1, 1) * 86400)
+        return -1;
     *epoch_ms = secs * 1000 + ms;
     return 0;
 }

@@ -63,8 +63,10 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const db_config_t *cfg,
 void db_pool_start(db_pool_t *pool);
 /* Sends (or queues) prepared statement `stmt` with text parameters (NULL
  * value = SQL NULL). Parameters are copied. Returns DB_OK when the callback
- * will run later, or DB_UNAVAILABLE at once (queue full, pool closing): then
- * the callback never runs. */
+ * will run, or DB_UNAVAILABLE at once (queue full, pool closing): then the
+ * callback never runs. Note that with DB_OK the callback may already have
+ * run (with DB_UNAVAILABLE) before db_query returns, when sending found the
+ * connection dead: touch nothing the callback frees after a DB_OK. */
 db_status_t db_query(db_pool_t *pool, int stmt, int n_params, const char *const *values,
                      db_done_cb cb, void *arg);
 /* Closes every connection (in-flight statements fail) and the pool's

@@ -63,7 +63,7 @@ struct db_query {
     db_done_cb cb;
     void *arg;
     uint64_t queued_at;
-    uint64_t sent_at;
+    uint64_t head_since; /* when it became the oldest in flight: it runs from then */
     PGresult *result;  /* first result of the statement */
     bool results_done; /* PQgetResult gave NULL: only the sync is left */
 };
@@ -360,9 +360,10 @@ static void step_timezones_loaded(db_conn_t *c, PGresult *last)
     if (!pool->timezones && last && PQresultStatus(last) == PGRES_TUPLES_OK) {
         int rows = PQntuples(last);
         pool->timezones = calloc((size_t)rows + 1, sizeof(char *));
-        if (pool->timezones) {
-            for (int i = 0; i < rows; i++)
-                pool->timezones[pool->n_timezones++] = strdup(PQgetvalue(last, i, 0));
+        for (int i = 0; pool->timezones && i < rows; i++) {
+            char *name = strdup(PQgetvalue(last, i, 0));
+            if (name)
+                pool->timezones[pool->n_timezones++] = name;
         }
     }
     step_prepare(c);
@@ -435,6 +436,8 @@ static void step_begin_migrations(db_conn_t *c)
      * starting now waits here and then finds every migration applied. */
     step_send(c,
               "BEGIN;"
+              "SET LOCAL statement_timeout = 0;"
+              "SET LOCAL lock_timeout = 0;"
               "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ");"
               "CREATE TABLE IF NOT EXISTS schema_migrations ("
               " version integer PRIMARY KEY,"
@@ -449,10 +452,12 @@ static void step_begin_migrations(db_conn_t *c)
 static void conn_push(db_conn_t *c, db_query_t *q)
 {
     q->next = NULL;
-    if (c->tail)
+    if (c->tail) {
         c->tail->next = q;
-    else
+    } else {
         c->head = q;
+        q->head_since = uv_now(c->pool->loop);
+    }
     c->tail = q;
     c->depth++;
 }
@@ -470,7 +475,6 @@ static bool conn_send(db_conn_t *c, db_query_t *q)
     }
     if (!ok || !PQpipelineSync(c->pg))
         return false;
-    q->sent_at = uv_now(c->pool->loop);
     conn_push(c, q);
     return true;
 }
@@ -529,7 +533,9 @@ static void conn_read_pipeline(db_conn_t *c)
         }
         PQclear(r);
         c->head = q->next;
-        if (!c->head)
+        if (c->head)
+            c->head->head_since = uv_now(c->pool->loop);
+        else
             c->tail = NULL;
         c->depth--;
         ExecStatusType qs = q->result ? PQresultStatus(q->result) : PGRES_FATAL_ERROR;
@@ -617,6 +623,12 @@ static void conn_drive(db_conn_t *c)
 
 static void conn_connect_poll(db_conn_t *c)
 {
+    /* libpq may have closed the socket and opened another with the same
+     * descriptor number: re-register, so the poller watches the new one. */
+    if (c->poll) {
+        uv_poll_stop(c->poll);
+        c->poll_events = 0;
+    }
     switch (PQconnectPoll(c->pg)) {
     case PGRES_POLLING_READING:
         if (conn_watch(c, UV_READABLE) != 0)
@@ -627,6 +639,9 @@ static void conn_connect_poll(db_conn_t *c)
             conn_fail(c, "cannot watch socket");
         return;
     case PGRES_POLLING_OK:
+        /* Connected: migrations may legitimately wait (for another
+         * process's lock), so the connect deadline ends here. */
+        uv_timer_stop(&c->timer);
         if (PQsetnonblocking(c->pg, 1) != 0) {
             conn_fail(c, "cannot set non-blocking mode");
             return;
@@ -644,12 +659,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
 {
     db_conn_t *c = h->data;
     (void)events;
-    if (status < 0) {
-        conn_fail(c, uv_strerror(status));
+    if (c->state == DB_CONN_CONNECTING) {
+        /* An error event (a refused connect) is libpq's to judge: it may
+         * move on to the next host or address of the connection string. */
+        conn_connect_poll(c);
         return;
     }
-    if (c->state == DB_CONN_CONNECTING) {
-        conn_connect_poll(c);
+    if (status < 0) {
+        conn_fail(c, uv_strerror(status));
         return;
     }
     if (!PQconsumeInput(c->pg)) {
@@ -773,8 +790,14 @@ static void pool_find_host(db_pool_t *pool)
         else if (strcmp(o->keyword, "hostaddr") == 0)
             hostaddr = o->val;
     }
+    /* libpq falls back to these when the string names none. */
+    if (!host || !*host)
+        host = getenv("PGHOST");
+    if (!hostaddr || !*hostaddr)
+        hostaddr = getenv("PGHOSTADDR");
     unsigned char buf[sizeof(struct in6_addr)];
-    if (host && *host && !hostaddr && host[0] != '/' && host[0] != '@' && !strchr(host, ',') &&
+    if (host && *host && (!hostaddr || !*hostaddr) && host[0] != '/' && host[0] != '@' &&
+        !strchr(host, ',') &&
         inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
         pool->host = strdup(host);
     PQconninfoFree(opts);
@@ -924,9 +947,11 @@ db_status_t db_query(db_pool_t *pool, int stmt, int n_params, const char *const 
 }
 
 /* Fails statements that waited past the deadline for a connection, and
- * connections whose oldest statement is long past statement_timeout: the
- * server enforces that timeout itself, so silence beyond it means a hung
- * server or a dead network path, which TCP may take minutes to notice. */
+ * connections whose oldest statement has run (since it became the oldest:
+ * a connection runs its statements one after another) long past
+ * statement_timeout: the server enforces that timeout itself, so silence
+ * beyond it means a hung server or a dead network path, which TCP may take
+ * minutes to notice. */
 static void on_sweep(uv_timer_t *t)
 {
     db_pool_t *pool = t->data;
@@ -934,7 +959,7 @@ static void on_sweep(uv_timer_t *t)
     uint64_t limit = (uint64_t)pool->statement_timeout_ms + STATEMENT_GRACE_MS;
     for (int i = 0; i < pool->size; i++) {
         db_conn_t *c = &pool->conns[i];
-        if (c->state == DB_CONN_READY && c->head && now - c->head->sent_at > limit)
+        if (c->state == DB_CONN_READY && c->head && now - c->head->head_since > limit)
             conn_fail(c, "no answer within statement_timeout");
     }
     while (pool->queue_head && now - pool->queue_head->queued_at >= pool->queue_timeout_ms) {

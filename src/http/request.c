@@ -5,10 +5,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* Response headers and problem bodies are small; task lists are the largest
- * bodies we build (100 tasks of at most ~12 KiB each). */
-#define RESPONSE_HEADERS_MAX (8 * 1024)
-#define RESPONSE_BODY_MAX (4 * 1024 * 1024)
+/* Headers hold at most a Link with the client's query (MAX_URL_BYTES) and a
+ * cursor. Task lists are the largest bodies: 100 tasks whose 10 000-character
+ * descriptions may each grow sixfold when control characters are escaped. */
+#define RESPONSE_HEADERS_MAX (32 * 1024)
+#define RESPONSE_BODY_MAX HTTP_RESPONSE_BODY_MAX
 
 void http_request_init(http_request_t *req, size_t max_head, size_t max_body)
 {

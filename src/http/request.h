@@ -33,6 +33,8 @@ typedef enum http_method {
 #define HTTP_METHOD_BIT(m) (1u << (m))
 
 #define HTTP_MAX_PARAMS 4
+/* The largest response body a handler may build. */
+#define HTTP_RESPONSE_BODY_MAX (8 * 1024 * 1024)
 #define HTTP_REQUEST_ID_MAX 128
 /* "00-<32 hex>-<16 hex>-<2 hex>" */
 #define HTTP_TRACEPARENT_LEN 55

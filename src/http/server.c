@@ -77,6 +77,7 @@ struct conn {
 
     buf_t out;            /* serialized, not yet handed to uv_write */
     size_t writing;       /* bytes handed to uv_write, not yet completed */
+    size_t finished;      /* body bytes of answered requests still queued */
     buf_t backlog;        /* bytes read but not parsed while paused */
     bool reading;
     bool parser_paused;
@@ -199,9 +200,11 @@ static void conn_read_stop(conn_t *c)
     }
 }
 
+/* Answers waiting their turn count too: a client that pipelines many large
+ * requests and reads nothing must not make us hold all their answers. */
 static bool conn_output_full(const conn_t *c)
 {
-    return c->out.len + c->writing > c->srv->max_output;
+    return c->out.len + c->writing + c->finished > c->srv->max_output;
 }
 
 /* Whether parsing must stop before the next message. */
@@ -228,6 +231,8 @@ static http_request_t *queue_pop(conn_t *c)
     if (!c->queue_head)
         c->queue_tail = NULL;
     c->queued--;
+    if (req->finished)
+        c->finished -= req->res.body.len;
     req->next = NULL;
     return req;
 }
@@ -264,6 +269,10 @@ static void conn_collect(conn_t *c)
     http_server_t *srv = c->srv;
     while (c->queue_head && c->queue_head->finished && c->state != CONN_CLOSED &&
            c->state != CONN_LINGERING) {
+        /* Serialize only while the output has room; the rest wait in the
+         * queue until writes complete (on_write collects again). */
+        if (c->out.len + c->writing > 0 && c->out.len + c->writing >= srv->max_output)
+            break;
         http_request_t *req = queue_pop(c);
         bool close = !req->keep_alive || req->res.close || srv->draining;
         if (http_response_serialize(req, &c->out, server_date(srv), close) != 0) {
@@ -304,8 +313,18 @@ static void on_write(uv_write_t *wr, int status)
         return;
     }
     c->last_progress = uv_now(c->srv->loop);
+    if (c->queue_head && c->queue_head->finished && c->writing == 0) {
+        conn_flush(c); /* answers that waited for room */
+        if (c->state == CONN_CLOSED || c->state == CONN_LINGERING)
+            return;
+    }
     if (c->state == CONN_CLOSING && !c->queue_head && c->writing == 0 && c->out.len == 0) {
         conn_begin_linger(c);
+        return;
+    }
+    if (c->srv->draining && c->state == CONN_OPEN && !c->queue_head && c->writing == 0 &&
+        c->out.len == 0 && http_parser_idle(c->parser)) {
+        conn_close(c, "shutdown"); /* it was mid-write when the drain began */
         return;
     }
     conn_maybe_resume(c);
@@ -411,6 +430,8 @@ static void on_conn_timer(uv_timer_t *t)
     switch (c->timer_kind) {
     case TIMER_HEADER:
     case TIMER_BODY: {
+        if (c->state != CONN_OPEN)
+            return;
         srv->timeouts++;
         bool in_head = c->timer_kind == TIMER_HEADER;
         http_request_t *req = http_parser_take_request(c->parser);
@@ -566,6 +587,7 @@ static void conn_request_done(http_request_t *req)
         return;
     }
     http_server_t *srv = c->srv;
+    c->finished += req->res.body.len;
     metrics_http_observe(req->route_id, req->method, req->res.status, uv_hrtime() - req->start_ns);
     access_log(srv, req);
     if (c->queue_head != req)
@@ -590,6 +612,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 static void conn_fail(conn_t *c)
 {
     http_server_t *srv = c->srv;
+    if (c->state != CONN_OPEN)
+        return; /* already answering its last request, or closed */
     srv->parse_errors++;
     int status = http_parser_error_status(c->parser);
     const char *detail = http_parser_error_detail(c->parser);
@@ -712,8 +736,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             conn_close(c, "linger limit");
         return;
     }
-    c->last_progress = uv_now(c->srv->loop);
     conn_feed(c, b->base, (size_t)nread);
+    /* Bytes count as progress only when they start or continue a request:
+     * llhttp skips blank lines between requests, and a client sending CRLF
+     * every second must not hold its connection open forever. */
+    if (c->state == CONN_OPEN && (!http_parser_idle(c->parser) || c->queue_head)) {
+        c->last_progress = uv_now(c->srv->loop);
+        conn_update_timer(c);
+    }
 }
 
 static void conn_read_start(conn_t *c)
@@ -752,22 +782,32 @@ static void on_connection(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)t, on_reject_closed);
         return;
     }
-    conn_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return;
-    c->srv = srv;
-    buf_init(&c->out, srv->max_output + 8 * 1024 * 1024);
-    buf_init(&c->backlog, READ_BUFFER_SIZE);
     static const http_parser_hooks_t hooks = {
         .request_alloc = hook_request_alloc,
         .on_head = hook_on_head,
         .on_request = hook_on_request,
     };
-    c->parser = http_parser_new(&srv->limits, &hooks, c);
-    if (!c->parser) {
+    conn_t *c = calloc(1, sizeof *c);
+    if (c) {
+        c->srv = srv;
+        c->parser = http_parser_new(&srv->limits, &hooks, c);
+    }
+    if (!c || !c->parser) {
+        /* libuv stops watching the listener until uv_accept() is called:
+         * accept and close, or no connection would ever be accepted again. */
         free(c);
+        srv->rejected++;
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (!t)
+            return; /* nothing left to accept with; the next event retries */
+        uv_tcp_init(srv->loop, t);
+        (void)uv_accept(listener, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, on_reject_closed);
         return;
     }
+    /* Room for the output bound plus one response of the largest size. */
+    buf_init(&c->out, srv->max_output + HTTP_RESPONSE_BODY_MAX + 64 * 1024);
+    buf_init(&c->backlog, READ_BUFFER_SIZE);
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c;

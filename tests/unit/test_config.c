@@ -44,7 +44,7 @@ static void check_defaults(const config_t *c)
     CHECK_INT_EQ(c->max_url_bytes, 8192);
     CHECK_INT_EQ(c->max_headers, 100);
     CHECK_INT_EQ(c->max_connections, 20000);
-    CHECK_INT_EQ(c->max_pipeline, 64);
+    CHECK_INT_EQ(c->max_pipeline, 16);
     CHECK_INT_EQ(c->max_output_bytes, 1048576);
     CHECK_INT_EQ(c->header_timeout_ms, 10000);
     CHECK_INT_EQ(c->body_timeout_ms, 30000);

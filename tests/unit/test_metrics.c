@@ -424,8 +424,8 @@ static void test_check_table_full_and_oversized_report(void)
     CHECK_INT_EQ(health_add_check("one-more", check_state, &db_state), -1);
     CHECK(health_ready());
 
-    /* 14 states of 300 KiB: a report over the 4 MiB body bound is a 500 */
-    size_t n = 300 * 1024;
+    /* 14 states of 700 KiB: a report over the 8 MiB body bound is a 500 */
+    size_t n = 700 * 1024;
     huge_state = malloc(n + 1);
     CHECK(huge_state != NULL);
     memset(huge_state, 's', n);

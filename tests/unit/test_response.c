@@ -266,7 +266,7 @@ static void test_status_reasons(void)
 
 static void test_respond_body_too_large(void)
 {
-    size_t big = 4 * 1024 * 1024 + 1; /* over the response body bound */
+    size_t big = HTTP_RESPONSE_BODY_MAX + 1; /* over the response body bound */
     char *body = malloc(big);
     CHECK(body != NULL);
     memset(body, 'x', big);
@@ -419,7 +419,7 @@ static void test_problem_replaces_partial_body(void)
 static void test_problem_too_many_errors(void)
 {
     /* An errors list larger than the body bound: a fixed 500 instead. */
-    enum { N = 5000 };
+    enum { N = HTTP_RESPONSE_BODY_MAX / 1000 + 100 };
     static char message[1001];
     memset(message, 'm', sizeof message - 1);
     http_field_error_t *errors = malloc(N * sizeof *errors);
