@@ -269,21 +269,32 @@ static void field_priority(ctx_t *c, const char *name, json_t *v)
     error_lit(c, name, "must be low, medium, high or urgent");
 }
 
+/* The checks every array field starts with. False when the field is null
+ * (cleared) or was answered with an error. Over-long arrays report only
+ * their length: their elements are not looked at, since checking
+ * duplicates among an unbounded list would be quadratic. */
+static bool array_field(ctx_t *c, const char *name, json_t *v, size_t max,
+                        const char *not_array, const char *too_long)
+{
+    if (json_is_null(v))
+        return false;
+    if (!json_is_array(v)) {
+        error_lit(c, name, not_array);
+        return false;
+    }
+    if (json_array_size(v) > max) {
+        error_lit(c, name, too_long);
+        return false;
+    }
+    return true;
+}
+
 static void field_tags(ctx_t *c, const char *name, json_t *v)
 {
     c->out->present |= TASK_TAGS;
-    if (json_is_null(v))
+    if (!array_field(c, name, v, TASK_MAX_TAGS, "must be an array of strings or null",
+                     "must have at most 20 tags"))
         return;
-    if (!json_is_array(v)) {
-        error_lit(c, name, "must be an array of strings or null");
-        return;
-    }
-    if (json_array_size(v) > TASK_MAX_TAGS) {
-        /* Elements are not looked at: checking duplicates among an
-         * unbounded list would be quadratic. */
-        error_lit(c, name, "must have at most 20 tags");
-        return;
-    }
     size_t i;
     json_t *item;
     json_array_foreach(v, i, item) {
@@ -528,16 +539,9 @@ static void reminder(ctx_t *c, const char *name, size_t i, json_t *obj)
 static void field_reminders(ctx_t *c, const char *name, json_t *v)
 {
     c->out->present |= TASK_REMINDERS;
-    if (json_is_null(v))
+    if (!array_field(c, name, v, TASK_MAX_REMINDERS, "must be an array or null",
+                     "must have at most 10 reminders"))
         return;
-    if (!json_is_array(v)) {
-        error_lit(c, name, "must be an array or null");
-        return;
-    }
-    if (json_array_size(v) > TASK_MAX_REMINDERS) {
-        error_lit(c, name, "must have at most 10 reminders");
-        return;
-    }
     size_t i;
     json_t *item;
     json_array_foreach(v, i, item) reminder(c, name, i, item);

@@ -492,6 +492,22 @@ static void replay_or_conflict(call_t *c, const db_result_t *res)
     http_response_end(req);
 }
 
+/* Writes on one task answer (found, applied, ...): a missing task is 404,
+ * a version If-Match did not name is 412. True when the write happened. */
+static bool write_applied(http_request_t *req, const db_result_t *res)
+{
+    if (strcmp(db_result_value(res, 0, 0), "0") == 0) {
+        http_problem(req, 404, "not-found", "no such task");
+        return false;
+    }
+    if (strcmp(db_result_value(res, 0, 1), "0") == 0) {
+        http_problem(req, 412, "precondition-failed",
+                     "the task has changed since the version in If-Match");
+        return false;
+    }
+    return true;
+}
+
 static void on_statement_done(void *arg, db_status_t status, const db_result_t *res)
 {
     call_t *c = arg;
@@ -553,22 +569,12 @@ static void on_statement_done(void *arg, db_status_t status, const db_result_t *
         }
         break;
     case CALL_WRITE:
-        if (strcmp(db_result_value(res, 0, 0), "0") == 0)
-            http_problem(req, 404, "not-found", "no such task");
-        else if (strcmp(db_result_value(res, 0, 1), "0") == 0)
-            http_problem(req, 412, "precondition-failed",
-                         "the task has changed since the version in If-Match");
-        else
+        if (write_applied(req, res))
             answer_task(req, 200, db_result_value(res, 0, 2), db_result_value(res, 0, 3),
                         db_result_length(res, 0, 3), NULL);
         break;
     case CALL_DELETE:
-        if (strcmp(db_result_value(res, 0, 0), "0") == 0)
-            http_problem(req, 404, "not-found", "no such task");
-        else if (strcmp(db_result_value(res, 0, 1), "0") == 0)
-            http_problem(req, 412, "precondition-failed",
-                         "the task has changed since the version in If-Match");
-        else
+        if (write_applied(req, res))
             http_respond(req, 204, NULL, "", 0);
         break;
     case CALL_LIST: {

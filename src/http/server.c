@@ -39,10 +39,11 @@
  * reset caused by data it sent that we never read (RFC 9112 9.6). */
 #define LINGER_MS 1000
 #define LINGER_MAX_BYTES (1024 * 1024)
-/* Recycled request objects kept for reuse. */
-#define REQUEST_POOL_MAX 1024
+/* Recycled request objects kept for reuse: at most 256 × ~5 buffers of
+ * 16 KiB stay allocated after a burst. */
+#define REQUEST_POOL_MAX 256
 /* A recycled request whose buffers grew past this gives them back. */
-#define REQUEST_KEEP_BYTES (64 * 1024)
+#define REQUEST_KEEP_BYTES (16 * 1024)
 #define LISTEN_BACKLOG 4096
 
 typedef enum conn_state {
@@ -173,6 +174,10 @@ static void request_put(http_server_t *srv, http_request_t *req)
         buf_free(&req->res.body);
     if (req->head.cap > REQUEST_KEEP_BYTES)
         buf_free(&req->head);
+    if (req->scratch.cap > REQUEST_KEEP_BYTES)
+        buf_free(&req->scratch);
+    if (req->res.headers.cap > REQUEST_KEEP_BYTES)
+        buf_free(&req->res.headers);
     req->next = srv->free_reqs;
     srv->free_reqs = req;
     srv->n_free_reqs++;
