@@ -34,6 +34,9 @@
 #define QUEUE_SWEEP_MS 50
 #define MIGRATION_LOCK_KEY "7320115"
 #define MAX_MIGRATION_VERSION 1024
+/* Addresses of a resolved host name handed to libpq, which tries them in
+ * order, like it would its own lookup's. */
+#define MAX_ADDRESSES 8
 /* How long past statement_timeout a statement may stay unanswered before
  * its connection is given up. */
 #define STATEMENT_GRACE_MS 2000
@@ -89,7 +92,8 @@ struct db_conn {
     uv_timer_t timer; /* connect deadline, or reconnect backoff */
     uv_getaddrinfo_t resolver;
     bool resolver_busy;
-    char hostaddr[64];
+    char hostaddr[MAX_ADDRESSES * (INET6_ADDRSTRLEN + 1)]; /* comma list */
+    char hostnames[MAX_ADDRESSES * 256];                    /* the name, as often */
     int backoff_ms;
 
     db_query_t *head, *tail; /* in flight, in send order */
@@ -706,8 +710,10 @@ static void conn_connect(db_conn_t *c)
     keys[n] = "keepalives_idle", values[n++] = "10";
     keys[n] = "keepalives_interval", values[n++] = "5";
     keys[n] = "keepalives_count", values[n++] = "2";
-    if (c->hostaddr[0])
+    if (c->hostaddr[0]) {
+        keys[n] = "host", values[n++] = c->hostnames;
         keys[n] = "hostaddr", values[n++] = c->hostaddr;
+    }
     keys[n] = NULL, values[n] = NULL;
 
     c->state = DB_CONN_CONNECTING;
@@ -742,19 +748,39 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         conn_fail(c, "host lookup failed");
         return;
     }
-    if (res->ai_family == AF_INET)
-        uv_ip4_name((struct sockaddr_in *)res->ai_addr, c->hostaddr, sizeof c->hostaddr);
-    else
-        uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, c->hostaddr, sizeof c->hostaddr);
+    /* Every address, so a dead first one (::1 when the server listens on
+     * 127.0.0.1, one of several A records) does not stop us. libpq wants as
+     * many host names as addresses, for TLS and error messages. */
+    size_t a = 0, h = 0;
+    int n = 0;
+    for (struct addrinfo *ai = res; ai && n < MAX_ADDRESSES; ai = ai->ai_next) {
+        char ip[INET6_ADDRSTRLEN];
+        if (ai->ai_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)ai->ai_addr, ip, sizeof ip);
+        else if (ai->ai_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr, ip, sizeof ip);
+        else
+            continue;
+        a += (size_t)snprintf(c->hostaddr + a, sizeof c->hostaddr - a, "%s%s", n ? "," : "", ip);
+        h += (size_t)snprintf(c->hostnames + h, sizeof c->hostnames - h, "%s%s", n ? "," : "",
+                              c->pool->host);
+        n++;
+    }
     uv_freeaddrinfo(res);
+    if (n == 0 || h >= sizeof c->hostnames) {
+        c->hostaddr[0] = c->hostnames[0] = '\0';
+        c->state = DB_CONN_CONNECTING;
+        conn_fail(c, "host lookup gave no usable address");
+        return;
+    }
     conn_connect(c);
 }
 
 static void conn_start(db_conn_t *c)
 {
     db_pool_t *pool = c->pool;
-    c->hostaddr[0] = '\0';
-    if (pool->host) {
+    c->hostaddr[0] = c->hostnames[0] = '\0';
+    if (pool->host && strlen(pool->host) < 255) {
         /* libpq would resolve the name with a blocking getaddrinfo() inside
          * PQconnectPoll; resolve it on libuv's thread pool instead. */
         c->state = DB_CONN_RESOLVING;

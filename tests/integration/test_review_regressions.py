@@ -134,3 +134,14 @@ def test_queued_statement_does_not_kill_its_connection(pg, start_api_server):
     finally:
         p.kill()
         p.wait(timeout=10)
+
+
+def test_multi_host_url_fails_over_to_the_live_host(pg, start_api_server):
+    """A refused first host must be libpq's to judge: it moves on to the next
+    host of the connection string (review case 4)."""
+    port = pg.url.split("@127.0.0.1:")[1].split("/")[0]
+    dbname = pg.url.rsplit("/", 1)[1]
+    url = f"postgresql://todo@127.0.0.1:1,127.0.0.1:{port}/{dbname}"
+    s = start_api_server(url)  # waits for /readyz 200
+    api = TasksClient(s, new_user())
+    assert api.create_ok(title="via the second host")["title"] == "via the second host"
