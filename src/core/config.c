@@ -68,7 +68,7 @@ static const option_t options[] = {
      "on SIGTERM, in-flight requests get this long to finish"},
     {"DATABASE_URL", OPT_STRING, FIELD(database_url), "", 0, 0, NULL,
      "PostgreSQL connection URI (postgresql://user@host:port/db); unset = no tasks API"},
-    {"DB_POOL_SIZE", OPT_INT, FIELD(db_pool_size), "8", 1, 64, NULL,
+    {"DB_POOL_SIZE", OPT_INT, FIELD(db_pool_size), "12", 1, 64, NULL,
      "database connections; each carries many statements at once (pipeline mode)"},
     {"DB_QUEUE_MAX", OPT_INT, FIELD(db_queue_max), "1024", 1, 1000000, NULL,
      "statements waiting for a connection before requests get 503"},
