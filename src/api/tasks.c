@@ -399,13 +399,6 @@ static int append_duration(buf_t *b, int64_t ms)
     return rc;
 }
 
-static int append_json_string(buf_t *b, const char *s)
-{
-    if (buf_append_char(b, '"') != 0 || buf_append_json_escaped(b, s, strlen(s)) != 0)
-        return -1;
-    return buf_append_char(b, '"');
-}
-
 /* Adds the ten TASK_VALUES parameters; fields outside `mask` are NULL. */
 static int add_task_values(params_t *p, const task_input_t *in, unsigned mask)
 {
@@ -421,7 +414,7 @@ static int add_task_values(params_t *p, const task_input_t *in, unsigned mask)
         rc = buf_append_char(&tmp, '[');
         for (int i = 0; i < in->n_tags && !rc; i++) {
             rc = i ? buf_append_char(&tmp, ',') : 0;
-            rc = rc ? rc : append_json_string(&tmp, in->tags[i]);
+            rc = rc ? rc : buf_append_json_string(&tmp, in->tags[i]);
         }
         rc = rc ? rc : buf_append_char(&tmp, ']');
         rc = rc ? rc : params_add(p, buf_cstr(&tmp));
@@ -907,37 +900,6 @@ static int list_param_index(const char *key, size_t len)
     return -1;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes a query value ('+' is a space). -1 when malformed,
- * holds a NUL, or does not fit. */
-static long decode_value(const char *in, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = in[i];
-        if (ch == '%') {
-            if (len - i < 3 || hex_digit(in[i + 1]) < 0 || hex_digit(in[i + 2]) < 0)
-                return -1;
-            ch = (char)(hex_digit(in[i + 1]) << 4 | hex_digit(in[i + 2]));
-            i += 2;
-        } else if (ch == '+') {
-            ch = ' ';
-        }
-        if (ch == '\0' || o + 1 >= outlen)
-            return -1;
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
 static void parse_instant(list_query_t *lq, const char *field, const char *v, size_t len, char *out)
 {
     int64_t ms;
@@ -973,7 +935,7 @@ static void parse_list_query(const http_request_t *req, list_query_t *lq)
         if (idx < 0) {
             /* Named in the error as sent (decoded when it decodes). */
             if (!lq->unknown[0] &&
-                decode_value(key, (size_t)(key_end - key), lq->unknown, sizeof lq->unknown) <= 0)
+                http_query_decode(key, (size_t)(key_end - key), lq->unknown, sizeof lq->unknown) <= 0)
                 snprintf(lq->unknown, sizeof lq->unknown, "query");
             list_error(lq, lq->unknown[0] ? lq->unknown : "query", "unknown parameter");
             continue;
@@ -984,7 +946,7 @@ static void parse_list_query(const http_request_t *req, list_query_t *lq)
             continue;
         }
         seen[idx] = true;
-        long len = decode_value(raw, (size_t)(pair_end - raw), value, sizeof value);
+        long len = http_query_decode(raw, (size_t)(pair_end - raw), value, sizeof value);
         if (len < 0) {
             list_error(lq, name, "malformed or too long");
             continue;
@@ -1021,7 +983,7 @@ static void parse_list_query(const http_request_t *req, list_query_t *lq)
                 continue;
             }
             int rc = buf_append_str(&lq->tags, lq->n_tags++ ? "," : "[");
-            rc = rc ? rc : append_json_string(&lq->tags, value);
+            rc = rc ? rc : buf_append_json_string(&lq->tags, value);
             if (rc)
                 list_error(lq, name, "too long");
         } else if (strcmp(name, "q") == 0) {

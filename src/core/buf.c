@@ -184,6 +184,17 @@ int buf_append_json_escaped(buf_t *b, const char *s, size_t len)
     return 0;
 }
 
+int buf_append_json_string(buf_t *b, const char *s)
+{
+    size_t mark = b->len;
+    if (buf_append_char(b, '"') != 0 || buf_append_json_escaped(b, s, strlen(s)) != 0 ||
+        buf_append_char(b, '"') != 0) {
+        b->len = mark;
+        return -1;
+    }
+    return 0;
+}
+
 const char *buf_cstr(buf_t *b)
 {
     if (b->cap == 0 && buf_reserve(b, 0) != 0)

@@ -37,6 +37,8 @@ BUF_MUSTCHECK int buf_append_u64(buf_t *b, unsigned long long v);
  * quote, backslash and control bytes; invalid UTF-8 bytes become U+FFFD so
  * the output is always valid JSON. */
 BUF_MUSTCHECK int buf_append_json_escaped(buf_t *b, const char *s, size_t len);
+/* Appends s as a quoted JSON string (escaped as above). */
+BUF_MUSTCHECK int buf_append_json_string(buf_t *b, const char *s);
 /* NUL-terminates (not counted in len) and returns data, or NULL when full. */
 const char *buf_cstr(buf_t *b);
 /* Hands the allocation to the caller and leaves the buffer empty. */

@@ -5,13 +5,6 @@
 
 #include "http/response.h"
 
-static int append_json_string(buf_t *b, const char *s)
-{
-    if (buf_append_char(b, '"') != 0 || buf_append_json_escaped(b, s, strlen(s)) != 0)
-        return -1;
-    return buf_append_char(b, '"');
-}
-
 void http_problem_build(http_request_t *req, int status, const char *slug, const char *detail,
                         const http_field_error_t *errors, int n_errors)
 {
@@ -20,16 +13,16 @@ void http_problem_build(http_request_t *req, int status, const char *slug, const
     int rc = buf_append_str(b, "{\"type\":\"" HTTP_PROBLEM_TYPE_PREFIX);
     rc = rc ? rc : buf_append_json_escaped(b, slug, strlen(slug));
     rc = rc ? rc : buf_append_str(b, "\",\"title\":");
-    rc = rc ? rc : append_json_string(b, http_status_reason(status));
+    rc = rc ? rc : buf_append_json_string(b, http_status_reason(status));
     rc = rc ? rc : buf_printf(b, ",\"status\":%d,\"detail\":", status);
-    rc = rc ? rc : append_json_string(b, detail);
+    rc = rc ? rc : buf_append_json_string(b, detail);
     if (n_errors > 0) {
         rc = rc ? rc : buf_append_str(b, ",\"errors\":[");
         for (int i = 0; i < n_errors && !rc; i++) {
             rc = buf_append_str(b, i ? ",{\"field\":" : "{\"field\":");
-            rc = rc ? rc : append_json_string(b, errors[i].field);
+            rc = rc ? rc : buf_append_json_string(b, errors[i].field);
             rc = rc ? rc : buf_append_str(b, ",\"message\":");
-            rc = rc ? rc : append_json_string(b, errors[i].message);
+            rc = rc ? rc : buf_append_json_string(b, errors[i].message);
             rc = rc ? rc : buf_append_char(b, '}');
         }
         rc = rc ? rc : buf_append_char(b, ']');

@@ -197,6 +197,11 @@ void http_request_finish(http_request_t *req)
     req->on_done(req);
 }
 
+long http_query_decode(const char *in, size_t len, char *out, size_t outlen)
+{
+    return percent_decode(in, len, out, outlen, true);
+}
+
 long http__percent_decode_segment(const char *in, size_t len, char *out, size_t outlen)
 {
     return percent_decode(in, len, out, outlen, false);

@@ -130,6 +130,10 @@ bool http_request_id_valid(const char *s, size_t len);
 /* W3C trace-context version 00 syntax, not all-zero ids. */
 bool http_traceparent_valid(const char *s, size_t len);
 
+/* Percent-decodes a query value ('+' is a space) into out, NUL-terminated.
+ * Returns the length, or -1 on a bad escape, an encoded NUL or no room. */
+long http_query_decode(const char *in, size_t len, char *out, size_t outlen);
+
 /* For the router: percent-decodes one path segment ('+' stays '+').
  * Returns the length, or -1 on a bad escape, an encoded NUL or no room. */
 long http__percent_decode_segment(const char *in, size_t len, char *out, size_t outlen);
