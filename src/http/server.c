@@ -766,6 +766,20 @@ static void on_reject_closed(uv_handle_t *h)
     free(h);
 }
 
+/* Accepts the pending connection and closes it at once. Leaving it in the
+ * backlog would only make the client wait for the same answer, and libuv
+ * stops watching the listener until uv_accept() is called. */
+static void reject_connection(http_server_t *srv, uv_stream_t *listener)
+{
+    srv->rejected++;
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t)
+        return; /* nothing to accept with; the next readiness event retries */
+    uv_tcp_init(srv->loop, t);
+    (void)uv_accept(listener, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_reject_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     http_server_t *srv = listener->data;
@@ -776,15 +790,7 @@ static void on_connection(uv_stream_t *listener, int status)
     if (srv->draining)
         return;
     if (srv->n_conns >= srv->max_connections) {
-        /* Accept and close at once: leaving it in the backlog would only
-         * make the client wait for the same answer. */
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (!t)
-            return;
-        uv_tcp_init(srv->loop, t);
-        if (uv_accept(listener, (uv_stream_t *)t) == 0)
-            srv->rejected++;
-        uv_close((uv_handle_t *)t, on_reject_closed);
+        reject_connection(srv, listener);
         return;
     }
     static const http_parser_hooks_t hooks = {
@@ -798,16 +804,8 @@ static void on_connection(uv_stream_t *listener, int status)
         c->parser = http_parser_new(&srv->limits, &hooks, c);
     }
     if (!c || !c->parser) {
-        /* libuv stops watching the listener until uv_accept() is called:
-         * accept and close, or no connection would ever be accepted again. */
-        free(c);
-        srv->rejected++;
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (!t)
-            return; /* nothing left to accept with; the next event retries */
-        uv_tcp_init(srv->loop, t);
-        (void)uv_accept(listener, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, on_reject_closed);
+        free(c); /* out of memory */
+        reject_connection(srv, listener);
         return;
     }
     /* Room for the output bound plus one response of the largest size. */
