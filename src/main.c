@@ -21,6 +21,7 @@
 #include "db/db.h"
 #include "db/migrations.h"
 #include "db/queries.h"
+#include "events/outbox.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "ops/health.h"
@@ -36,10 +37,12 @@ typedef struct app {
     http_server_t *server;
     db_pool_t *db;
     tasks_api_t *tasks;
+    events_outbox_t *outbox;
     uv_timer_t purge_timer;
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_flusher;
     bool stopping;
+    uint64_t stop_deadline; /* uv_now() by which shutdown should be over */
 } app_t;
 
 static void on_log_flush(uv_prepare_t *h)
@@ -64,15 +67,32 @@ static void on_db_closed(void *arg)
     close_app_handle((uv_handle_t *)&app->purge_timer);
 }
 
+/* The outbox has delivered (or left in the table) what it held. */
+static void on_outbox_closed(void *arg)
+{
+    app_t *app = arg;
+    db_pool_close(app->db, on_db_closed, app);
+}
+
+/* Time the producer may spend delivering at shutdown: what is left of
+ * SHUTDOWN_TIMEOUT_MS, less a margin for closing the rest. Undelivered
+ * events are not lost: their rows stay in the outbox for the next start. */
+#define SHUTDOWN_MARGIN_MS 500
+
 /* Runs once the server has closed every connection and its own handles:
  * no request can need the database any more. */
 static void on_server_drained(void *arg)
 {
     app_t *app = arg;
-    if (app->db)
+    if (app->outbox) {
+        uint64_t now = uv_now(&app->loop);
+        int64_t left = (int64_t)app->stop_deadline - (int64_t)now - SHUTDOWN_MARGIN_MS;
+        events_outbox_close(app->outbox, left > 0 ? (int)left : 0, on_outbox_closed, app);
+    } else if (app->db) {
         db_pool_close(app->db, on_db_closed, app);
-    else
+    } else {
         on_db_closed(app);
+    }
 }
 
 static void on_purge_timer(uv_timer_t *t)
@@ -90,6 +110,7 @@ static void on_signal(uv_signal_t *h, int signum)
         log_info("shutting down", LOG_INT("signal", signum),
                  LOG_INT("deadline_ms", app->cfg.shutdown_timeout_ms));
         app->stopping = true;
+        app->stop_deadline = uv_now(&app->loop) + (uint64_t)app->cfg.shutdown_timeout_ms;
     }
     http_server_drain(app->server, on_server_drained, app);
 }
@@ -131,7 +152,39 @@ static int add_routes(app_t *app)
     return 0;
 }
 
-/* The pool and the tasks API, when DATABASE_URL is set. */
+/* The outbox relay and its producer; the pool exists. */
+static int start_events(app_t *app, const db_config_t *dc)
+{
+    const config_t *cfg = &app->cfg;
+    events_outbox_config_t oc = {
+        .brokers = cfg->kafka_brokers,
+        .topics = {cfg->kafka_topic_tasks, cfg->kafka_topic_reminders},
+        .dlq_topic = cfg->kafka_topic_dlq,
+        .queue_max = cfg->kafka_queue_max,
+        .leader_db = *dc,
+    };
+    oc.leader_db.pool_size = 1;
+    oc.leader_db.queue_max = 4;
+    oc.leader_db.unlisted = true;
+    char err[512];
+    app->outbox = events_outbox_new(&app->loop, app->db, &oc, err, sizeof err);
+    if (!app->outbox) {
+        fprintf(stderr, "todo-backend: invalid KAFKA_BROKERS or Kafka settings: %s\n", err);
+        return -1;
+    }
+    if (!cfg->kafka_brokers[0])
+        log_warn("KAFKA_BROKERS is not set: events are written to the outbox but not published");
+    else
+        log_info("publishing events", LOG_STR("brokers", events_outbox_bootstraps(app->outbox)),
+                 LOG_STR("topic", cfg->kafka_topic_tasks));
+    health_add_info("kafka", events_outbox_kafka_state, app->outbox);
+    if (metrics_add_collector(events_outbox_collect_metrics, app->outbox) != 0)
+        log_warn("metrics collector table full: event metrics not exported");
+    events_outbox_start(app->outbox);
+    return 0;
+}
+
+/* The pool, the outbox and the tasks API, when DATABASE_URL is set. */
 static int start_database(app_t *app)
 {
     if (!app->cfg.database_url[0]) {
@@ -148,11 +201,19 @@ static int start_database(app_t *app)
     };
     app->db = db_pool_new(&app->loop, &dc, db_statements, DB_STMT_COUNT, db_migrations,
                           db_n_migrations);
-    app->tasks = app->db ? tasks_api_new(app->db) : NULL;
-    if (!app->tasks)
+    if (!app->db) {
+        fprintf(stderr, "todo-backend: out of memory\n");
         return -1;
+    }
     health_add_check("database", db_pool_readiness, app->db);
     db_pool_start(app->db);
+    if (start_events(app, &dc) != 0)
+        return -1;
+    app->tasks = tasks_api_new(app->db, app->outbox);
+    if (!app->tasks) {
+        fprintf(stderr, "todo-backend: out of memory\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -274,10 +335,8 @@ int main(int argc, char **argv)
     }
     uv_timer_init(&app.loop, &app.purge_timer);
     app.purge_timer.data = &app;
-    if (start_database(&app) != 0) {
-        fprintf(stderr, "todo-backend: out of memory\n");
-        return 1;
-    }
+    if (start_database(&app) != 0)
+        return 2;
     if (app.tasks) {
         uv_timer_start(&app.purge_timer, on_purge_timer, TASKS_PURGE_EVERY_MS, TASKS_PURGE_EVERY_MS);
         uv_unref((uv_handle_t *)&app.purge_timer);
@@ -331,6 +390,7 @@ int main(int argc, char **argv)
     }
     http_server_free(app.server);
     tasks_api_free(app.tasks);
+    events_outbox_free(app.outbox);
     db_pool_free(app.db);
     http_router_free(app.router);
     if (exit_code == 0)

@@ -22,6 +22,7 @@
 #include "core/timeparse.h"
 #include "crypto/digest.h"
 #include "db/queries.h"
+#include "events/outbox.h"
 #include "http/problem.h"
 #include "http/response.h"
 
@@ -33,6 +34,7 @@
 
 struct tasks_api {
     db_pool_t *pool;
+    events_outbox_t *outbox;
 };
 
 /* ---- statement parameters ------------------------------------------------ */
@@ -487,6 +489,25 @@ static void replay_or_conflict(call_t *c, const db_result_t *res)
 
 /* Writes on one task answer (found, applied, ...): a missing task is 404,
  * a version If-Match did not name is 412. True when the write happened. */
+/* A committed write's event goes to Kafka at once; the outbox row it came
+ * from is the durable copy, which the relay sends if this hand-off fails.
+ * seq_col is the column of the row's seq; the event text follows it. */
+static void hand_off_event(const call_t *c, const db_result_t *res, int seq_col)
+{
+    if (db_result_is_null(res, 0, seq_col))
+        return;
+    events_outbox_committed(c->api->outbox, EVENTS_STREAM_TASKS, db_result_value(res, 0, seq_col),
+                            c->params.store.data + c->params.off[0],
+                            db_result_value(res, 0, seq_col + 1),
+                            db_result_length(res, 0, seq_col + 1));
+}
+
+/* The request's valid traceparent, which its event carries; NULL if none. */
+static const char *traceparent_param(const http_request_t *req)
+{
+    return req->traceparent[0] ? req->traceparent : NULL;
+}
+
 static bool write_applied(http_request_t *req, const db_result_t *res)
 {
     if (strcmp(db_result_value(res, 0, 0), "0") == 0) {
@@ -541,6 +562,7 @@ static void on_statement_done(void *arg, db_status_t status, const db_result_t *
         return;
     case CALL_CREATE:
     case CALL_CREATE_KEYED: {
+        hand_off_event(c, res, 3);
         char location[512];
         snprintf(location, sizeof location, "%.*s/%s", (int)req->path_len, req->path,
                  db_result_value(res, 0, 0));
@@ -562,11 +584,13 @@ static void on_statement_done(void *arg, db_status_t status, const db_result_t *
         }
         break;
     case CALL_WRITE:
+        hand_off_event(c, res, 4);
         if (write_applied(req, res))
             answer_task(req, 200, db_result_value(res, 0, 2), db_result_value(res, 0, 3),
                         db_result_length(res, 0, 3), NULL);
         break;
     case CALL_DELETE:
+        hand_off_event(c, res, 2);
         if (write_applied(req, res))
             http_respond(req, 204, NULL, "", 0);
         break;
@@ -686,6 +710,7 @@ static void handle_create(http_request_t *req, void *ctx)
     }
     int rc = params_add(&c->params, user);
     rc = rc ? rc : add_task_values(&c->params, &in, TASK_ALL_FIELDS);
+    rc = rc ? rc : params_add(&c->params, traceparent_param(req));
     task_input_free(&in);
     if (c->key[0]) {
         digest_sha256_hex(req->body.data ? req->body.data : "", req->body.len, c->hash);
@@ -795,6 +820,7 @@ static void handle_write(http_request_t *req, tasks_api_t *api, task_input_mode_
     }
     int rc = params_add_int(&c->params, (long long)in.present);
     rc = rc ? rc : add_task_values(&c->params, &in, in.present);
+    rc = rc ? rc : params_add(&c->params, traceparent_param(req));
     task_input_free(&in);
     finish_task_write(c, rc, DB_TASK_UPDATE);
 }
@@ -848,8 +874,11 @@ static void handle_complete(http_request_t *req, void *ctx)
     if (!database_ready(api, req))
         return;
     call_t *c = begin_task_write(api, req, CALL_WRITE, user, id);
-    if (c)
-        finish_task_write(c, params_add(&c->params, set), DB_TASK_COMPLETE);
+    if (!c)
+        return;
+    int rc = params_add(&c->params, set);
+    rc = rc ? rc : params_add(&c->params, traceparent_param(req));
+    finish_task_write(c, rc, DB_TASK_COMPLETE);
 }
 
 static void handle_delete(http_request_t *req, void *ctx)
@@ -861,7 +890,7 @@ static void handle_delete(http_request_t *req, void *ctx)
         return;
     call_t *c = begin_task_write(api, req, CALL_DELETE, user, id);
     if (c)
-        finish_task_write(c, 0, DB_TASK_DELETE);
+        finish_task_write(c, params_add(&c->params, traceparent_param(req)), DB_TASK_DELETE);
 }
 
 /* ---- listing ----------------------------------------------------------- */
@@ -1169,11 +1198,13 @@ done:
 
 /* ---- wiring ---------------------------------------------------------------- */
 
-tasks_api_t *tasks_api_new(db_pool_t *pool)
+tasks_api_t *tasks_api_new(db_pool_t *pool, events_outbox_t *outbox)
 {
     tasks_api_t *api = calloc(1, sizeof *api);
-    if (api)
+    if (api) {
         api->pool = pool;
+        api->outbox = outbox;
+    }
     return api;
 }
 

@@ -13,6 +13,7 @@ typedef enum option_kind {
     OPT_BOOL,
     OPT_STRING,
     OPT_CHOICE,
+    OPT_TOPIC, /* a Kafka topic name: 1-249 of [A-Za-z0-9._-] */
 } option_kind_t;
 
 typedef struct option {
@@ -90,6 +91,17 @@ static const option_t options[] = {
      "1 trusts the path's user id without a token: development only"},
     {"APP_API_TOKEN", OPT_STRING, FIELD(app_api_token), "", 0, 0, NULL,
      "when set, /dapr/* and /api/events/* need a matching dapr-api-token header"},
+    {"KAFKA_BROKERS", OPT_STRING, FIELD(kafka_brokers), "", 0, 0, NULL,
+     "bootstrap servers host:port[,...], or \"embedded\" (in-process mock cluster); "
+     "empty: events wait in the outbox unpublished"},
+    {"KAFKA_TOPIC_TASKS", OPT_TOPIC, FIELD(kafka_topic_tasks), "tasks", 0, 0, NULL,
+     "topic of task events"},
+    {"KAFKA_TOPIC_REMINDERS", OPT_TOPIC, FIELD(kafka_topic_reminders), "reminders", 0, 0, NULL,
+     "topic of reminder.due events"},
+    {"KAFKA_TOPIC_DLQ", OPT_TOPIC, FIELD(kafka_topic_dlq), "tasks-dlq", 0, 0, NULL,
+     "dead-letter topic"},
+    {"KAFKA_QUEUE_MAX", OPT_INT, FIELD(kafka_queue_max), "10000", 1, 1000000, NULL,
+     "events in the producer's local queue; past it rows wait in the outbox"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -167,6 +179,23 @@ static int apply(config_t *cfg, const option_t *opt, const char *raw_value,
         }
         memcpy(field, value, strlen(value) + 1);
         return 0;
+    case OPT_TOPIC: {
+        size_t len = strlen(value);
+        bool ok = len >= 1 && len <= 249 && len < opt->size && strcmp(value, ".") != 0 &&
+                  strcmp(value, "..") != 0;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = (value[i] >= 'a' && value[i] <= 'z') || (value[i] >= 'A' && value[i] <= 'Z') ||
+                 (value[i] >= '0' && value[i] <= '9') || value[i] == '.' || value[i] == '_' ||
+                 value[i] == '-';
+        if (!ok) {
+            snprintf(err, errlen,
+                     "invalid %s%s=\"%.64s\": expected a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)",
+                     origin, opt->env, printable(value, shown, sizeof shown));
+            return -1;
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    }
     case OPT_CHOICE:
         for (int i = 0; opt->choices[i]; i++) {
             if (strcmp(value, opt->choices[i]) == 0) {

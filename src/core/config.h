@@ -46,6 +46,12 @@ typedef struct config {
     bool auth_disabled;
     int auth_clock_skew_s;
     char app_api_token[256];
+    /* Events */
+    char kafka_brokers[1024];
+    char kafka_topic_tasks[250];
+    char kafka_topic_reminders[250];
+    char kafka_topic_dlq[250];
+    int kafka_queue_max;
 } config_t;
 
 typedef enum config_result {

@@ -39,6 +39,7 @@ typedef struct db_config {
     int queue_timeout_ms;
     int statement_timeout_ms;
     int connect_timeout_ms;
+    bool unlisted; /* a helper pool: kept out of /metrics (names would clash) */
 } db_config_t;
 
 typedef struct db_statement {

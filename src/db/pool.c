@@ -887,7 +887,7 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const db_config_t *cfg,
     pool->sweeper.data = pool;
     pool->open_handles++;
     pool->last_error_state = "connecting";
-    if (metrics_add_collector(db_pool_collect_metrics, pool) != 0)
+    if (!cfg->unlisted && metrics_add_collector(db_pool_collect_metrics, pool) != 0)
         log_warn("metrics collector table full: database metrics not exported");
     return pool;
 }

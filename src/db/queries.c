@@ -19,7 +19,17 @@
 #define TASK_INSERT_BODY                                                              \
     "INSERT INTO tasks (user_id, " TASK_COLUMNS ", completed_at)"                     \
     " SELECT $1, " TASK_VALUES ", CASE WHEN $4::boolean THEN clock_timestamp() END"   \
-    " RETURNING id, version, task_json(tasks) AS body"
+    " RETURNING id, version, user_id, task_json(tasks) AS body"
+
+/* The outbox row of a write, in the same statement as the change (so in
+ * the same transaction): FROM names the CTE holding the changed row, TYPE
+ * the event type expression, CHANGED the changed-fields expression (NULL
+ * for none), TP the traceparent parameter. Each write answers the row's seq
+ * and event text last, so the producer gets them without another query. */
+#define OUTBOX_INSERT(FROM, TYPE, ID, USER, BODY, CHANGED, TP)                           \
+    "ev AS (INSERT INTO outbox (stream, key, event) SELECT 'tasks', " USER ","          \
+    " cloudevent(" TYPE ", 'tasks/' || " ID ", " USER ", " TP "::text,"                  \
+    " task_event_data(" USER ", " BODY ", " CHANGED ")) FROM " FROM " RETURNING seq, event)"
 
 /* Listing. $1 user, $2 completed (NULL = any), $3 priorities (JSON array of
  * names, or NULL), $4 tags that must all be present, any case (JSON array, or
@@ -60,20 +70,50 @@
  * "*") or the list of acceptable versions. */
 #define VERSION_OK "($3::bigint[] IS NULL OR cur.version = ANY($3::bigint[]))"
 
-const db_statement_t db_statements[DB_STMT_COUNT] = {
-    /* $1 user, $2..$11 TASK_VALUES. */
-    [DB_TASK_INSERT] = {"task_insert", TASK_INSERT_BODY},
+/* Update and complete: the row before the change, whole, for the event. */
+#define CURRENT_ROW                                                                   \
+    "cur AS (SELECT t AS old, t.id, t.version, t.completed FROM tasks t"              \
+    " WHERE t.id = $2::bigint AND t.user_id = $1 FOR UPDATE)"
+#define UPDATED_ROW "RETURNING t AS new, cur.old, t.id, t.user_id, t.version, task_json(t) AS body"
+#define UPDATE_EVENT(TP)                                                               \
+    OUTBOX_INSERT("upd", "task_update_type((upd.old).completed, (upd.new).completed)",   \
+                  "upd.id", "upd.user_id", "upd.body", "task_changes(upd.old, upd.new)", TP)
+#define WRITE_ANSWER                                                                  \
+    "SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM upd),"                  \
+    " (SELECT version FROM upd), (SELECT body FROM upd), (SELECT seq FROM ev),"       \
+    " (SELECT event FROM ev)"
+#define INSERT_EVENT(TP)                                                              \
+    OUTBOX_INSERT("ins", "'task.created'", "ins.id", "ins.user_id", "ins.body", "NULL", TP)
 
-    /* As task_insert, then $12 key, $13 request hash: the answer is kept
+const db_statement_t db_leader_statements[DB_LEADER_STMT_COUNT] = {
+    /* $1 the backend pid that took the lock (0: none). Session-level, so
+     * the lock lasts until that connection ends: the same backend still has
+     * it (and is not asked again, which would stack another hold), another
+     * one means a reconnection, which lost it and must try again. */
+    [DB_LEADER_TRY_LOCK] = {"leader_try_lock",
+                            "SELECT CASE WHEN pg_backend_pid() = $1::integer THEN true"
+                            " ELSE pg_try_advisory_lock(" OUTBOX_RELAY_LOCK_KEY ") END,"
+                            " pg_backend_pid()"},
+};
+
+const db_statement_t db_statements[DB_STMT_COUNT] = {
+    /* $1 user, $2..$11 TASK_VALUES, $12 traceparent. Answers id, version,
+     * body, outbox seq, event. */
+    [DB_TASK_INSERT] = {"task_insert",
+                        "WITH ins AS (" TASK_INSERT_BODY "), " INSERT_EVENT("$12")
+                        " SELECT ins.id, ins.version, ins.body, ev.seq, ev.event FROM ins, ev"},
+
+    /* As task_insert, then $13 key, $14 request hash: the answer is kept
      * with the key in the same statement, so a crash cannot separate them.
      * A concurrent duplicate fails on the key's primary key (23505), and
-     * the caller replays the winner's answer. */
+     * the caller replays the winner's answer (and no second event exists:
+     * the failed statement's outbox row went with it). */
     [DB_TASK_INSERT_IDEMPOTENT] =
         {"task_insert_idempotent",
-         "WITH ins AS (" TASK_INSERT_BODY "),"
+         "WITH ins AS (" TASK_INSERT_BODY "), " INSERT_EVENT("$12") ","
          " key AS (INSERT INTO idempotency_keys (user_id, key, request_hash, task_id, response)"
-         " SELECT $1, $12, $13, ins.id, ins.body::text FROM ins)"
-         " SELECT id, version, body FROM ins"},
+         " SELECT $1, $13, $14, ins.id, ins.body::text FROM ins)"
+         " SELECT ins.id, ins.version, ins.body, ev.seq, ev.event FROM ins, ev"},
 
     /* $1 user, $2 key: the kept answer if younger than a day. */
     [DB_IDEMPOTENCY_LOOKUP] = {"idempotency_lookup",
@@ -92,12 +132,12 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
                      " WHERE t.id = $2::bigint AND t.user_id = $1"},
 
     /* $1 user, $2 id, $3 versions (If-Match), $4 mask of the fields to set
-     * (bits as task_field_t), then $5..$14 the values in TASK_VALUES order.
-     * Answers found (0/1), updated (0/1), version and body. */
+     * (bits as task_field_t), then $5..$14 the values in TASK_VALUES order,
+     * $15 traceparent. Answers found (0/1), updated (0/1), version, body,
+     * outbox seq and event. */
     [DB_TASK_UPDATE] =
         {"task_update",
-         "WITH cur AS (SELECT id, version, completed FROM tasks"
-         " WHERE id = $2::bigint AND user_id = $1 FOR UPDATE),"
+         "WITH " CURRENT_ROW ","
          " upd AS (UPDATE tasks t SET"
          " title = CASE WHEN $4::integer & 1 <> 0 THEN $5 ELSE t.title END,"
          " description = CASE WHEN $4::integer & 2 <> 0 THEN $6 ELSE t.description END,"
@@ -113,33 +153,53 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
          " recurrence_from = CASE WHEN $4::integer & 256 <> 0 THEN $13 ELSE t.recurrence_from END,"
          " reminders = CASE WHEN $4::integer & 512 <> 0 THEN $14::jsonb ELSE t.reminders END,"
          " updated_at = clock_timestamp(), version = t.version + 1"
-         " FROM cur WHERE t.id = cur.id AND " VERSION_OK
-         " RETURNING t.version, task_json(t) AS body)"
-         " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM upd),"
-         " (SELECT version FROM upd), (SELECT body FROM upd)"},
+         " FROM cur WHERE t.id = cur.id AND " VERSION_OK " " UPDATED_ROW "),"
+         " " UPDATE_EVENT("$15") " " WRITE_ANSWER},
 
-    /* $1 user, $2 id, $3 versions, $4 completed (NULL = toggle). */
+    /* $1 user, $2 id, $3 versions, $4 completed (NULL = toggle), $5
+     * traceparent. Answers as task_update. */
     [DB_TASK_COMPLETE] =
         {"task_complete",
-         "WITH cur AS (SELECT id, version, completed FROM tasks"
-         " WHERE id = $2::bigint AND user_id = $1 FOR UPDATE),"
+         "WITH " CURRENT_ROW ","
          " upd AS (UPDATE tasks t SET"
          " completed = coalesce($4::boolean, NOT cur.completed),"
          " completed_at = CASE WHEN coalesce($4::boolean, NOT cur.completed)"
          "   THEN coalesce(t.completed_at, clock_timestamp()) END,"
          " updated_at = clock_timestamp(), version = t.version + 1"
-         " FROM cur WHERE t.id = cur.id AND " VERSION_OK
-         " RETURNING t.version, task_json(t) AS body)"
-         " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM upd),"
-         " (SELECT version FROM upd), (SELECT body FROM upd)"},
+         " FROM cur WHERE t.id = cur.id AND " VERSION_OK " " UPDATED_ROW "),"
+         " " UPDATE_EVENT("$5") " " WRITE_ANSWER},
 
-    /* $1 user, $2 id, $3 versions. Answers found, deleted. */
+    /* $1 user, $2 id, $3 versions, $4 traceparent. Answers found, deleted,
+     * outbox seq, event (whose task is the last snapshot). */
     [DB_TASK_DELETE] = {"task_delete",
                         "WITH cur AS (SELECT id, version FROM tasks"
                         " WHERE id = $2::bigint AND user_id = $1 FOR UPDATE),"
                         " del AS (DELETE FROM tasks t USING cur"
-                        " WHERE t.id = cur.id AND " VERSION_OK " RETURNING t.id)"
-                        " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM del)"},
+                        " WHERE t.id = cur.id AND " VERSION_OK
+                        " RETURNING t.id, t.user_id, task_json(t) AS body),"
+                        " " OUTBOX_INSERT("del", "'task.deleted'", "del.id", "del.user_id",
+                                          "del.body", "NULL", "$4")
+                        " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM del),"
+                        " (SELECT seq FROM ev), (SELECT event FROM ev)"},
+
+    /* The relay: $1 after this seq, $2 only rows at least this many ms old,
+     * $3 at most this many. Answers seq, stream, key, event, age in s. */
+    [DB_OUTBOX_RELAY] = {"outbox_relay",
+                         "SELECT seq, stream, key, event,"
+                         " extract(epoch FROM clock_timestamp() - created_at)::float8"
+                         " FROM outbox WHERE seq > $1::bigint"
+                         " AND created_at <= clock_timestamp() - $2::integer * interval '1 ms'"
+                         " ORDER BY seq LIMIT $3::integer"},
+
+    /* Kafka acknowledged these ($1, a bigint array literal). */
+    [DB_OUTBOX_DELETE] = {"outbox_delete", "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"},
+
+    /* Backlog rows, age of the oldest in s, the lowest and highest seq
+     * (NULL: empty). */
+    [DB_OUTBOX_STATS] = {"outbox_stats",
+                         "SELECT count(*),"
+                         " coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8,"
+                         " min(seq), max(seq) FROM outbox"},
 
     [DB_TASK_LIST_CREATED_ASC] = {"task_list_created_asc",
                                   TASK_LIST("t.created_at", MICROS_TEXT("t.created_at"),

@@ -17,6 +17,10 @@ typedef enum db_stmt {
     DB_TASK_UPDATE,
     DB_TASK_COMPLETE,
     DB_TASK_DELETE,
+    /* The transactional outbox (events/outbox). */
+    DB_OUTBOX_RELAY,
+    DB_OUTBOX_DELETE,
+    DB_OUTBOX_STATS,
     /* Listing: one statement per sort key and direction. */
     DB_TASK_LIST_CREATED_ASC,
     DB_TASK_LIST_CREATED_DESC,
@@ -32,5 +36,16 @@ typedef enum db_stmt {
 } db_stmt_t;
 
 extern const db_statement_t db_statements[DB_STMT_COUNT];
+
+/* The one-connection pool that holds the outbox relay's leader lock. */
+typedef enum db_leader_stmt {
+    DB_LEADER_TRY_LOCK,
+    DB_LEADER_STMT_COUNT,
+} db_leader_stmt_t;
+
+/* Any fixed number; it only has to differ from the migration lock's. */
+#define OUTBOX_RELAY_LOCK_KEY "7320116"
+
+extern const db_statement_t db_leader_statements[DB_LEADER_STMT_COUNT];
 
 #endif

@@ -12,6 +12,7 @@ static struct {
     const char *name;
     health_check_fn fn;
     void *ctx;
+    bool gates; /* false: shown, but never makes the service unready */
 } checks[MAX_CHECKS];
 static int n_checks;
 
@@ -31,21 +32,32 @@ int health_add_flag(const char *name, const char *value)
     return 0;
 }
 
-int health_add_check(const char *name, health_check_fn fn, void *ctx)
+static int add_check(const char *name, health_check_fn fn, void *ctx, bool gates)
 {
     if (n_checks == MAX_CHECKS)
         return -1;
     checks[n_checks].name = name;
     checks[n_checks].fn = fn;
     checks[n_checks].ctx = ctx;
+    checks[n_checks].gates = gates;
     n_checks++;
     return 0;
+}
+
+int health_add_check(const char *name, health_check_fn fn, void *ctx)
+{
+    return add_check(name, fn, ctx, true);
+}
+
+int health_add_info(const char *name, health_check_fn fn, void *ctx)
+{
+    return add_check(name, fn, ctx, false);
 }
 
 bool health_ready(void)
 {
     for (int i = 0; i < n_checks; i++)
-        if (checks[i].fn(checks[i].ctx))
+        if (checks[i].gates && checks[i].fn(checks[i].ctx))
             return false;
     return true;
 }
@@ -62,7 +74,7 @@ void health_handle_ready(http_request_t *req, void *ctx)
     bool ready = true;
     for (int i = 0; i < n_checks; i++) {
         problems[i] = checks[i].fn(checks[i].ctx);
-        if (problems[i])
+        if (problems[i] && checks[i].gates)
             ready = false;
     }
 

@@ -13,6 +13,10 @@ typedef const char *(*health_check_fn)(void *ctx);
 
 /* Returns -1 when the table (16) is full. */
 int health_add_check(const char *name, health_check_fn fn, void *ctx);
+/* Like a check, shown among the checks, but its word never makes the
+ * answer 503: for a dependency the service copes without (Kafka: events
+ * wait in the outbox). */
+int health_add_info(const char *name, health_check_fn fn, void *ctx);
 /* A fact shown on /readyz as a top-level field ("auth": "disabled") that
  * does not make the service unready. Returns -1 when the table (8) is full. */
 int health_add_flag(const char *name, const char *value);

@@ -1,0 +1,639 @@
+/* outbox: see outbox.h for the design; this file is its state machine.
+ *
+ * `held` maps every row this process has handed to the producer to its
+ * hand-off time, until its delete commits; acknowledged rows stay in it
+ * (marked ACKED) while their delete is pending, so neither the relay nor a
+ * late hand-off sends them again. */
+#include "events/outbox.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/i64map.h"
+#include "core/log.h"
+#include "db/queries.h"
+#include "events/producer.h"
+#include "ops/metrics.h"
+
+#define RELAY_BATCH 500
+#define DELETE_BATCH 1000
+/* Statistics, the leader check and the relay's sweep run this often. */
+#define TICK_MS 1000
+/* A row this old that this process does not hold is stuck (its writer
+ * crashed, or could not hand it over): the leader's sweep sends it. */
+#define SWEEP_GRACE_MS 5000
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+/* held's value for a row Kafka acknowledged, whose delete is pending
+ * (hand-off times come from uv_hrtime(), never 0 after boot). */
+#define ACKED 0
+/* The producer's byte bound; the message bound comes from the config. */
+#define QUEUE_MAX_KBYTES (32 * 1024)
+
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5,   1,      2.5,   5,    10,    30,    60};
+#define N_LATENCY (sizeof latency_bounds / sizeof latency_bounds[0])
+
+typedef enum relay_mode {
+    /* Commits go to the producer as they happen. */
+    RELAY_DIRECT,
+    /* Some row was not handed over: hand-offs wait, so that nothing newer
+     * overtakes it, until the backlog is gone. */
+    RELAY_CATCHING_UP,
+} relay_mode_t;
+
+struct events_outbox {
+    uv_loop_t *loop;
+    db_pool_t *pool;
+    db_pool_t *leader_db;
+    events_producer_t *producer; /* NULL: publishing off */
+    char *topics[EVENTS_STREAM_COUNT];
+
+    i64map_t held;
+    int64_t *acked; /* acknowledged, delete not yet committed; [0, n_deleting) in flight */
+    size_t n_acked, n_deleting;
+    char *delete_param; /* "{1,2,...}" */
+    bool deleting;
+
+    relay_mode_t mode;
+    /* While catching up without the lock: direct again once every row up
+     * to here is gone from the table (the leader sent it). */
+    int64_t catch_up_bound;
+    bool bound_from_stats;     /* take the table's max seq into the bound */
+    int64_t skipped_min;       /* lowest seq that waited since the relay's last read */
+    bool leader;
+    int leader_pid;
+    bool lock_busy;
+    bool relay_busy, relay_waiting;
+    int64_t cursor;
+    int grace_ms;
+    int backoff_ms;
+    bool stats_busy;
+
+    long long backlog;
+    double oldest_age_s;
+    uint64_t latency_buckets[N_LATENCY + 1];
+    double latency_sum;
+    uint64_t latency_count;
+    uint64_t relayed, stuck_swept;
+
+    uv_timer_t tick, relay_timer;
+    int open_handles;
+    bool closing, producer_closed, leader_closing, leader_closed;
+    void (*closed_cb)(void *);
+    void *closed_arg;
+};
+
+static void relay_query(events_outbox_t *o);
+static void flush_deletes(events_outbox_t *o);
+static void maybe_closed(events_outbox_t *o);
+
+/* ---- hand-off ----------------------------------------------------------- */
+
+/* Sends one row; false when the producer cannot take it now. */
+static bool send_row(events_outbox_t *o, events_stream_t stream, int64_t seq, const char *key,
+                     const char *event, size_t len, uint64_t handed_at)
+{
+    /* held is bounded at twice the producer's queue; past it, wait. */
+    if (o->held.count >= o->held.max_entries)
+        return false;
+    if (events_producer_send(o->producer, o->topics[stream], key, strlen(key), event, len, seq) !=
+        EVENTS_SEND_OK)
+        return false;
+    (void)i64map_put(&o->held, seq, handed_at ? handed_at : 1);
+    return true;
+}
+
+static void relay_backoff(events_outbox_t *o)
+{
+    o->backoff_ms = o->backoff_ms ? o->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (o->backoff_ms > BACKOFF_MAX_MS)
+        o->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void on_relay_timer(uv_timer_t *t)
+{
+    events_outbox_t *o = t->data;
+    o->relay_waiting = false;
+    if (!o->closing && o->leader && !o->relay_busy)
+        relay_query(o);
+}
+
+static void arm_relay(events_outbox_t *o, int delay_ms)
+{
+    o->relay_waiting = true;
+    uv_timer_start(&o->relay_timer, on_relay_timer, (uint64_t)delay_ms, 0);
+}
+
+/* Row seq (0: none in particular) could not go out at commit. */
+static void enter_catch_up(events_outbox_t *o, int64_t seq, const char *why)
+{
+    if (seq > o->catch_up_bound)
+        o->catch_up_bound = seq;
+    if (seq > 0 && seq < o->skipped_min)
+        o->skipped_min = seq;
+    if (o->mode == RELAY_CATCHING_UP)
+        return;
+    o->mode = RELAY_CATCHING_UP;
+    o->bound_from_stats = true;
+    log_info("outbox: catching up from the table", LOG_STR("reason", why),
+             LOG_BOOL("leader", o->leader));
+    if (o->leader && !o->relay_busy && !o->relay_waiting) {
+        o->cursor = 0;
+        arm_relay(o, BACKOFF_MIN_MS);
+    }
+}
+
+void events_outbox_committed(events_outbox_t *o, events_stream_t stream, const char *seq_text,
+                             const char *key, const char *event, size_t event_len)
+{
+    if (!o || !o->producer || o->closing)
+        return;
+    int64_t seq = strtoll(seq_text, NULL, 10);
+    if (o->mode != RELAY_DIRECT) {
+        enter_catch_up(o, seq, "backlog");
+        return;
+    }
+    if (i64map_get(&o->held, seq, NULL))
+        return; /* the relay's sweep got there first */
+    if (!send_row(o, stream, seq, key, event, event_len, uv_hrtime())) {
+        enter_catch_up(o, seq, "producer queue full");
+        if (o->leader)
+            arm_relay(o, BACKOFF_MIN_MS);
+    }
+}
+
+/* ---- relay ---------------------------------------------------------------- */
+
+static void on_relay_rows(void *arg, db_status_t status, const db_result_t *res)
+{
+    events_outbox_t *o = arg;
+    o->relay_busy = false;
+    if (o->closing) {
+        maybe_closed(o);
+        return;
+    }
+    if (status != DB_OK || !o->leader) {
+        relay_backoff(o);
+        arm_relay(o, o->backoff_ms);
+        return;
+    }
+    int rows = db_result_rows(res);
+    uint64_t now = uv_hrtime();
+    for (int i = 0; i < rows; i++) {
+        int64_t seq = strtoll(db_result_value(res, i, 0), NULL, 10);
+        if (!i64map_get(&o->held, seq, NULL)) {
+            events_stream_t stream = strcmp(db_result_value(res, i, 1), "reminders") == 0
+                                         ? EVENTS_STREAM_REMINDERS
+                                         : EVENTS_STREAM_TASKS;
+            double age = strtod(db_result_value(res, i, 4), NULL);
+            uint64_t age_ns = age > 0 ? (uint64_t)(age * 1e9) : 0;
+            if (!send_row(o, stream, seq, db_result_value(res, i, 2), db_result_value(res, i, 3),
+                          db_result_length(res, i, 3), age_ns < now ? now - age_ns : 1)) {
+                /* Local queue full: this row and the rest wait. */
+                relay_backoff(o);
+                arm_relay(o, o->backoff_ms);
+                return;
+            }
+            o->relayed++;
+            if (o->mode == RELAY_DIRECT)
+                o->stuck_swept++;
+        }
+        o->cursor = seq;
+    }
+    o->backoff_ms = 0;
+    if (rows == RELAY_BATCH) {
+        relay_query(o);
+        return;
+    }
+    /* The pass reached the end of the table. */
+    if (o->mode == RELAY_CATCHING_UP) {
+        if (o->skipped_min != INT64_MAX) {
+            /* Commits waited while it read, maybe below the cursor (a seq
+             * is taken before its commit): read again from the lowest.
+             * Under steady writes this repeats, and the relay carries
+             * every event until a read sees no commit wait. */
+            if (o->skipped_min - 1 < o->cursor)
+                o->cursor = o->skipped_min - 1;
+            relay_query(o);
+            return;
+        }
+        o->mode = RELAY_DIRECT;
+        o->catch_up_bound = 0;
+        log_info("outbox: caught up; hand-offs resume");
+    }
+    o->cursor = 0;
+}
+
+static void relay_query(events_outbox_t *o)
+{
+    char cursor[24], grace[16], limit[16];
+    o->grace_ms = o->mode == RELAY_CATCHING_UP ? 0 : SWEEP_GRACE_MS;
+    snprintf(cursor, sizeof cursor, "%" PRId64, o->cursor);
+    snprintf(grace, sizeof grace, "%d", o->grace_ms);
+    snprintf(limit, sizeof limit, "%d", RELAY_BATCH);
+    const char *values[3] = {cursor, grace, limit};
+    o->skipped_min = INT64_MAX;
+    o->relay_busy = true;
+    if (db_query(o->pool, DB_OUTBOX_RELAY, 3, values, on_relay_rows, o) != DB_OK) {
+        o->relay_busy = false;
+        relay_backoff(o);
+        arm_relay(o, o->backoff_ms);
+    }
+}
+
+/* ---- delivery reports and deletes ----------------------------------------- */
+
+static void observe_latency(events_outbox_t *o, uint64_t ns)
+{
+    double s = (double)ns / 1e9;
+    size_t b = 0;
+    while (b < N_LATENCY && s > latency_bounds[b])
+        b++;
+    o->latency_buckets[b]++;
+    o->latency_sum += s;
+    o->latency_count++;
+}
+
+static void on_delivery(void *ctx, int64_t seq, bool delivered, const char *error)
+{
+    events_outbox_t *o = ctx;
+    uint64_t handed_at;
+    if (!i64map_get(&o->held, seq, &handed_at) || handed_at == ACKED)
+        return;
+    if (!delivered) {
+        i64map_remove(&o->held, seq);
+        if (!o->closing)
+            enter_catch_up(o, seq, error ? error : "delivery failed");
+        return;
+    }
+    uint64_t now = uv_hrtime();
+    observe_latency(o, now > handed_at ? now - handed_at : 0);
+    (void)i64map_put(&o->held, seq, ACKED);
+    o->acked[o->n_acked++] = seq; /* never full: acked rows are held rows */
+    flush_deletes(o);
+}
+
+static bool not_acked(uint64_t value, void *arg)
+{
+    (void)arg;
+    return value != ACKED;
+}
+
+static void on_reset(void *ctx)
+{
+    events_outbox_t *o = ctx;
+    size_t lost = i64map_remove_if(&o->held, not_acked, NULL);
+    log_warn("outbox: producer recreated; unacknowledged rows will be relayed",
+             LOG_INT("rows", (long long)lost));
+    enter_catch_up(o, 0, "producer recreated");
+}
+
+static void on_deleted(void *arg, db_status_t status, const db_result_t *res)
+{
+    events_outbox_t *o = arg;
+    o->deleting = false;
+    if (status == DB_OK) {
+        for (size_t i = 0; i < o->n_deleting; i++)
+            i64map_remove(&o->held, o->acked[i]);
+        memmove(o->acked, o->acked + o->n_deleting, (o->n_acked - o->n_deleting) * sizeof *o->acked);
+        o->n_acked -= o->n_deleting;
+    } else {
+        /* They stay acknowledged and are deleted on a later try (the tick);
+         * a crash before that only repeats them. */
+        log_warn("outbox: cannot delete acknowledged rows yet",
+                 LOG_STR("error", status == DB_UNAVAILABLE ? "database unavailable"
+                                                          : db_result_message(res)));
+        if (o->closing)
+            o->n_acked = 0; /* give up: after a restart they are sent again */
+    }
+    o->n_deleting = 0;
+    if (status == DB_OK)
+        flush_deletes(o);
+    maybe_closed(o);
+}
+
+static void flush_deletes(events_outbox_t *o)
+{
+    if (o->deleting || o->n_acked == 0)
+        return;
+    size_t n = o->n_acked < DELETE_BATCH ? o->n_acked : DELETE_BATCH;
+    char *p = o->delete_param;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s%" PRId64, i ? "," : "", o->acked[i]);
+    *p++ = '}';
+    *p = '\0';
+    const char *values[1] = {o->delete_param};
+    o->n_deleting = n;
+    o->deleting = true;
+    if (db_query(o->pool, DB_OUTBOX_DELETE, 1, values, on_deleted, o) != DB_OK) {
+        o->deleting = false;
+        o->n_deleting = 0;
+        if (o->closing)
+            o->n_acked = 0;
+    }
+}
+
+/* ---- the tick: statistics, leadership, sweep -------------------------------- */
+
+static void on_stats(void *arg, db_status_t status, const db_result_t *res)
+{
+    events_outbox_t *o = arg;
+    o->stats_busy = false;
+    if (o->closing) {
+        maybe_closed(o);
+        return;
+    }
+    if (status != DB_OK)
+        return;
+    o->backlog = strtoll(db_result_value(res, 0, 0), NULL, 10);
+    o->oldest_age_s = strtod(db_result_value(res, 0, 1), NULL);
+    bool empty = db_result_is_null(res, 0, 2);
+    int64_t min_seq = empty ? 0 : strtoll(db_result_value(res, 0, 2), NULL, 10);
+    int64_t max_seq = empty ? 0 : strtoll(db_result_value(res, 0, 3), NULL, 10);
+    if (o->mode != RELAY_CATCHING_UP || o->leader)
+        return;
+    if (o->bound_from_stats) {
+        /* Anything in the table now may be older than the row that
+         * waited; next time, see whether the leader has sent it all. */
+        if (max_seq > o->catch_up_bound)
+            o->catch_up_bound = max_seq;
+        o->bound_from_stats = false;
+        return;
+    }
+    if (empty || min_seq > o->catch_up_bound) {
+        o->mode = RELAY_DIRECT;
+        o->catch_up_bound = 0;
+        log_info("outbox: the leader relayed the backlog; hand-offs resume");
+    }
+}
+
+static void on_lock(void *arg, db_status_t status, const db_result_t *res)
+{
+    events_outbox_t *o = arg;
+    o->lock_busy = false;
+    if (o->closing) {
+        maybe_closed(o);
+        return;
+    }
+    if (status == DB_QUERY_ERROR)
+        log_warn("outbox: leader lock query failed", LOG_STR("error", db_result_message(res)));
+    bool held = status == DB_OK && strcmp(db_result_value(res, 0, 0), "t") == 0;
+    int pid = held ? atoi(db_result_value(res, 0, 1)) : 0;
+    if (held && (!o->leader || pid != o->leader_pid)) {
+        /* A new leader reads the whole table once before anything else. */
+        o->leader = true;
+        o->leader_pid = pid;
+        log_info("outbox: relay leader", LOG_INT("backend_pid", pid));
+        enter_catch_up(o, 0, "became leader");
+        o->cursor = 0;
+        if (!o->relay_busy)
+            arm_relay(o, 0);
+    } else if (!held && o->leader) {
+        o->leader = false;
+        o->leader_pid = 0;
+        log_warn("outbox: no longer the relay leader",
+                 LOG_STR("reason", status == DB_OK ? "lock taken" : "connection lost"));
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    events_outbox_t *o = t->data;
+    if (o->closing)
+        return;
+    if (!o->stats_busy) {
+        o->stats_busy = true;
+        if (db_query(o->pool, DB_OUTBOX_STATS, 0, NULL, on_stats, o) != DB_OK)
+            o->stats_busy = false;
+    }
+    if (!o->producer)
+        return;
+    if (!o->lock_busy) {
+        char pid[16];
+        snprintf(pid, sizeof pid, "%d", o->leader_pid);
+        const char *values[1] = {pid};
+        o->lock_busy = true;
+        if (db_query(o->leader_db, DB_LEADER_TRY_LOCK, 1, values, on_lock, o) != DB_OK)
+            o->lock_busy = false;
+    }
+    flush_deletes(o);
+    /* Direct: the sweep, for rows older than the grace that nobody here
+     * holds. Catching up: a pass, in case none is under way. */
+    if (o->leader && !o->relay_busy && !o->relay_waiting) {
+        if (o->mode == RELAY_DIRECT)
+            o->cursor = 0;
+        relay_query(o);
+    }
+}
+
+/* ---- life ------------------------------------------------------------------ */
+
+static void free_fields(events_outbox_t *o)
+{
+    for (int i = 0; i < EVENTS_STREAM_COUNT; i++)
+        free(o->topics[i]);
+    i64map_free(&o->held);
+    free(o->acked);
+    free(o->delete_param);
+}
+
+events_outbox_t *events_outbox_new(uv_loop_t *loop, db_pool_t *pool,
+                                   const events_outbox_config_t *cfg, char *err, size_t errlen)
+{
+    events_outbox_t *o = calloc(1, sizeof *o);
+    if (!o) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    o->loop = loop;
+    o->pool = pool;
+    o->mode = RELAY_CATCHING_UP; /* until the table has been read once */
+    o->bound_from_stats = true;
+    o->skipped_min = INT64_MAX;
+    for (int i = 0; i < EVENTS_STREAM_COUNT; i++)
+        o->topics[i] = strdup(cfg->topics[i]);
+    size_t held_max = (size_t)cfg->queue_max * 2;
+    o->acked = calloc(held_max, sizeof *o->acked);
+    o->delete_param = malloc(DELETE_BATCH * 21 + 3);
+    if (!o->topics[0] || !o->topics[1] || !o->acked || !o->delete_param ||
+        i64map_init(&o->held, held_max) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->brokers[0]) {
+        char embedded_topics[800];
+        snprintf(embedded_topics, sizeof embedded_topics, "%s:6,%s:3,%s:1", cfg->topics[0],
+                 cfg->topics[1], cfg->dlq_topic);
+        events_producer_config_t pc = {
+            .brokers = cfg->brokers,
+            .queue_max_messages = cfg->queue_max,
+            .queue_max_kbytes = QUEUE_MAX_KBYTES,
+            .on_delivery = on_delivery,
+            .on_reset = on_reset,
+            .ctx = o,
+        };
+        /* First, so that a bad setting fails before any handle exists. */
+        o->producer = events_producer_new(loop, &pc, embedded_topics, err, errlen);
+        if (!o->producer)
+            goto fail;
+        o->leader_db = db_pool_new(loop, &cfg->leader_db, db_leader_statements,
+                                   DB_LEADER_STMT_COUNT, NULL, 0);
+        if (!o->leader_db) {
+            snprintf(err, errlen, "out of memory");
+            goto fail; /* exits at once: the producer's handles die with the process */
+        }
+    } else {
+        o->leader_closed = true;
+    }
+    uv_timer_init(loop, &o->tick);
+    uv_timer_init(loop, &o->relay_timer);
+    o->tick.data = o->relay_timer.data = o;
+    o->open_handles = 2;
+    return o;
+fail:
+    free_fields(o);
+    free(o);
+    return NULL;
+}
+
+void events_outbox_start(events_outbox_t *o)
+{
+    if (o->leader_db)
+        db_pool_start(o->leader_db);
+    uv_timer_start(&o->tick, on_tick, 0, TICK_MS);
+}
+
+const char *events_outbox_kafka_state(void *arg)
+{
+    events_outbox_t *o = arg;
+    if (!o->producer)
+        return "disabled";
+    const char *state = events_producer_state(o->producer);
+    return strcmp(state, "up") == 0 ? NULL : state;
+}
+
+const char *events_outbox_bootstraps(const events_outbox_t *o)
+{
+    return o->producer ? events_producer_bootstraps(o->producer) : "";
+}
+
+int events_outbox_collect_metrics(buf_t *out, void *arg)
+{
+    events_outbox_t *o = arg;
+    int rc = metrics_write_gauge(out, "todo_outbox_backlog",
+                                 "Outbox rows not yet acknowledged by Kafka (checked every second)",
+                                 (double)o->backlog);
+    rc = rc ? rc
+            : metrics_write_gauge(out, "todo_outbox_oldest_age_seconds",
+                                  "Age of the oldest unacknowledged outbox row", o->oldest_age_s);
+    rc = rc ? rc
+            : metrics_write_gauge(out, "todo_outbox_relay_leader",
+                                  "1 when this process holds the outbox relay lock", o->leader);
+    rc = rc ? rc
+            : metrics_write_counter(out, "todo_outbox_relayed_total",
+                                    "Rows sent by the relay rather than at commit", (double)o->relayed);
+    rc = rc ? rc
+            : buf_append_str(out, "# HELP todo_events_commit_to_ack_seconds From commit (or, for "
+                                  "relayed rows, the row's creation) to Kafka's acknowledgement\n"
+                                  "# TYPE todo_events_commit_to_ack_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < N_LATENCY && !rc; b++) {
+        cumulative += o->latency_buckets[b];
+        rc = buf_printf(out, "todo_events_commit_to_ack_seconds_bucket{le=\"%g\"} %llu\n",
+                        latency_bounds[b], (unsigned long long)cumulative);
+    }
+    cumulative += o->latency_buckets[N_LATENCY];
+    rc = rc ? rc
+            : buf_printf(out,
+                         "todo_events_commit_to_ack_seconds_bucket{le=\"+Inf\"} %llu\n"
+                         "todo_events_commit_to_ack_seconds_sum %.6f\n"
+                         "todo_events_commit_to_ack_seconds_count %llu\n",
+                         (unsigned long long)cumulative, o->latency_sum,
+                         (unsigned long long)o->latency_count);
+    if (!rc && o->producer)
+        rc = events_producer_collect_metrics(out, o->producer);
+    return rc;
+}
+
+/* ---- shutdown ---------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    events_outbox_t *o = h->data;
+    o->open_handles--;
+    maybe_closed(o);
+}
+
+static void on_leader_closed(void *arg)
+{
+    events_outbox_t *o = arg;
+    o->leader_closed = true;
+    maybe_closed(o);
+}
+
+/* Each step of closing waits for what is in flight: the producer's last
+ * reports, their delete, the pool queries, then the handles. */
+static void maybe_closed(events_outbox_t *o)
+{
+    if (!o->closing || !o->producer_closed)
+        return;
+    if (o->n_acked > 0 && !o->deleting)
+        flush_deletes(o);
+    if (o->deleting || o->relay_busy || o->stats_busy)
+        return;
+    if (!o->leader_closed) {
+        if (!o->leader_closing) {
+            /* A lock query in flight fails as the pool closes. */
+            o->leader_closing = true;
+            db_pool_close(o->leader_db, on_leader_closed, o);
+        }
+        return;
+    }
+    if (o->open_handles == 2) {
+        uv_close((uv_handle_t *)&o->tick, on_handle_closed);
+        uv_close((uv_handle_t *)&o->relay_timer, on_handle_closed);
+        return;
+    }
+    if (o->open_handles == 0 && o->closed_cb) {
+        void (*cb)(void *) = o->closed_cb;
+        o->closed_cb = NULL;
+        cb(o->closed_arg);
+    }
+}
+
+static void on_producer_closed(void *arg)
+{
+    events_outbox_t *o = arg;
+    o->producer_closed = true;
+    maybe_closed(o);
+}
+
+void events_outbox_close(events_outbox_t *o, int deadline_ms, void (*cb)(void *arg), void *arg)
+{
+    o->closing = true;
+    o->closed_cb = cb;
+    o->closed_arg = arg;
+    uv_timer_stop(&o->tick);
+    uv_timer_stop(&o->relay_timer);
+    o->relay_waiting = false;
+    if (o->producer && !o->producer_closed) {
+        events_producer_close(o->producer, deadline_ms, on_producer_closed, o);
+        return;
+    }
+    o->producer_closed = true;
+    maybe_closed(o);
+}
+
+void events_outbox_free(events_outbox_t *o)
+{
+    if (!o)
+        return;
+    events_producer_free(o->producer);
+    db_pool_free(o->leader_db);
+    free_fields(o);
+    free(o);
+}
