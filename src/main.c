@@ -161,6 +161,10 @@ static int start_events(app_t *app, const db_config_t *dc)
         .topics = {cfg->kafka_topic_tasks, cfg->kafka_topic_reminders},
         .dlq_topic = cfg->kafka_topic_dlq,
         .queue_max = cfg->kafka_queue_max,
+        .security_protocol = config_kafka_protocol_name(cfg->kafka_security_protocol),
+        .sasl_mechanism = config_kafka_mechanism_name(cfg->kafka_sasl_mechanism),
+        .sasl_username = cfg->kafka_sasl_username,
+        .sasl_password = cfg->kafka_sasl_password,
         .leader_db = *dc,
     };
     oc.leader_db.pool_size = 1;

@@ -29,6 +29,8 @@ typedef struct option {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const kafka_protocols[] = {"plaintext", "sasl_plaintext", "ssl", "sasl_ssl", NULL};
+static const char *const kafka_mechanisms[] = {"SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", NULL};
 
 #define FIELD(f) offsetof(config_t, f), sizeof(((config_t *)0)->f)
 #define KIB 1024L
@@ -100,6 +102,14 @@ static const option_t options[] = {
      "topic of reminder.due events"},
     {"KAFKA_TOPIC_DLQ", OPT_TOPIC, FIELD(kafka_topic_dlq), "tasks-dlq", 0, 0, NULL,
      "dead-letter topic"},
+    {"KAFKA_SECURITY_PROTOCOL", OPT_CHOICE, FIELD(kafka_security_protocol), "plaintext", 0, 0,
+     kafka_protocols, "how the Kafka client connects"},
+    {"KAFKA_SASL_MECHANISM", OPT_CHOICE, FIELD(kafka_sasl_mechanism), "SCRAM-SHA-512", 0, 0,
+     kafka_mechanisms, "SASL mechanism, with a sasl_* protocol"},
+    {"KAFKA_SASL_USERNAME", OPT_STRING, FIELD(kafka_sasl_username), "", 0, 0, NULL,
+     "SASL user, with a sasl_* protocol"},
+    {"KAFKA_SASL_PASSWORD", OPT_STRING, FIELD(kafka_sasl_password), "", 0, 0, NULL,
+     "SASL password, with a sasl_* protocol"},
     {"KAFKA_QUEUE_MAX", OPT_INT, FIELD(kafka_queue_max), "10000", 1, 1000000, NULL,
      "events in the producer's local queue; past it rows wait in the outbox"},
 };
@@ -286,10 +296,20 @@ void config_print_help(FILE *out, const char *prog)
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char flag[64];
         flag_name(options[i].env, flag, sizeof flag);
-        fprintf(out, "  %-22s --%-22s default %s\n      %s", options[i].env, flag,
+        fprintf(out, "  %-24s --%-24s default %s\n      %s", options[i].env, flag,
                 *options[i].fallback ? options[i].fallback : "(unset)", options[i].help);
         if (options[i].kind == OPT_INT || options[i].kind == OPT_LONG)
             fprintf(out, " [%ld..%ld]", options[i].min, options[i].max);
         fputc('\n', out);
     }
+}
+
+const char *config_kafka_protocol_name(int index)
+{
+    return kafka_protocols[index];
+}
+
+const char *config_kafka_mechanism_name(int index)
+{
+    return kafka_mechanisms[index];
 }

@@ -52,7 +52,15 @@ typedef struct config {
     char kafka_topic_reminders[250];
     char kafka_topic_dlq[250];
     int kafka_queue_max;
+    int kafka_security_protocol; /* index into plaintext, sasl_plaintext, ssl, sasl_ssl */
+    int kafka_sasl_mechanism;    /* index into SCRAM-SHA-512, SCRAM-SHA-256, PLAIN */
+    char kafka_sasl_username[256];
+    char kafka_sasl_password[256];
 } config_t;
+
+/* The names of the choices above, as librdkafka spells them. */
+const char *config_kafka_protocol_name(int index);
+const char *config_kafka_mechanism_name(int index);
 
 typedef enum config_result {
     CONFIG_OK,

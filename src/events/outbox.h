@@ -42,6 +42,7 @@ typedef struct events_outbox_config {
     const char *topics[EVENTS_STREAM_COUNT];
     const char *dlq_topic; /* created on the embedded cluster */
     int queue_max;         /* messages in the producer's local queue */
+    const char *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
     db_config_t leader_db; /* the one-connection pool holding the leader lock */
 } events_outbox_config_t;
 

@@ -246,6 +246,21 @@ static rd_kafka_t *create_producer(events_producer_t *p, char *err, size_t errle
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
+    const char *auth[][2] = {
+        {"security.protocol", p->cfg.security_protocol},
+        {"sasl.mechanisms", p->cfg.sasl_mechanism},
+        {"sasl.username", p->cfg.sasl_username},
+        {"sasl.password", p->cfg.sasl_password},
+    };
+    bool sasl = p->cfg.security_protocol && strncmp(p->cfg.security_protocol, "sasl", 4) == 0;
+    for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++) {
+        if (!auth[i][1] || !auth[i][1][0] || (i > 0 && !sasl))
+            continue;
+        if (conf_set(conf, auth[i][0], auth[i][1], err, errlen)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
     /* lz4 is built into Debian's librdkafka 2.0.2; another build may lack it. */
     char ignored[256];
     if (rd_kafka_conf_set(conf, "compression.type", "lz4", ignored, sizeof ignored) !=
@@ -312,6 +327,13 @@ static int start_mock(events_producer_t *p, const char *topics, char *err, size_
     if (!conf)
         return -1;
     char why[512];
+    /* This instance never connects anywhere: its warning that no
+     * bootstrap.servers is set would only mislead. */
+    if (rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka mock client: %s", why);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
     p->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
     if (!p->mock_rk) {
         snprintf(err, errlen, "kafka mock client: %s", why);

@@ -54,6 +54,13 @@ typedef struct events_producer_config {
     const char *brokers;        /* "host:port,..." or "embedded" */
     int queue_max_messages;     /* librdkafka queue.buffering.max.messages (bound) */
     int queue_max_kbytes;       /* queue.buffering.max.kbytes */
+    /* Authentication: security.protocol ("plaintext", "sasl_plaintext",
+     * "ssl", "sasl_ssl"; NULL or "" = librdkafka's default) and, for SASL,
+     * sasl.mechanisms and the credentials. */
+    const char *security_protocol;
+    const char *sasl_mechanism;
+    const char *sasl_username;
+    const char *sasl_password;
     events_delivery_cb on_delivery; /* required */
     events_reset_cb on_reset;       /* may be NULL */
     void *ctx;

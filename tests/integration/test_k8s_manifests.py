@@ -874,6 +874,35 @@ def test_dapr_component(overlay, help_vars):
             assert help_vars[var] == expected, var
 
 
+def test_service_kafka_client(overlay, help_vars):
+    """The outbox producer reaches the same cluster as Dapr, on declared
+    topics, authenticated exactly when the listener demands it."""
+    env = effective_env(overlay)
+    plain = next(li for li in kafka(overlay)["spec"]["kafka"]["listeners"] if li["name"] == "plain")
+    assert setting(overlay, help_vars, "KAFKA_BROKERS") == \
+        f"{KAFKA_CLUSTER}-kafka-bootstrap:{plain['port']}"
+    declared = {t["metadata"]["name"] for t in overlay.all("KafkaTopic")}
+    for var in ("KAFKA_TOPIC_TASKS", "KAFKA_TOPIC_REMINDERS", "KAFKA_TOPIC_DLQ"):
+        assert setting(overlay, help_vars, var) in declared, var
+    auth = (plain.get("authentication") or {}).get("type")
+    protocol = setting(overlay, help_vars, "KAFKA_SECURITY_PROTOCOL")
+    if auth is None:
+        assert protocol == ("ssl" if plain["tls"] else "plaintext")
+        assert "KAFKA_SASL_PASSWORD" not in env
+        return
+    assert auth == "scram-sha-512"
+    assert protocol == ("sasl_ssl" if plain["tls"] else "sasl_plaintext")
+    assert setting(overlay, help_vars, "KAFKA_SASL_MECHANISM") == "SCRAM-SHA-512"
+    user = overlay.one("KafkaUser", setting(overlay, help_vars, "KAFKA_SASL_USERNAME"))
+    assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+    writable = {a["resource"]["name"] for a in user["spec"]["authorization"]["acls"]
+                if a["resource"]["type"] == "topic" and "Write" in a["operations"]}
+    assert setting(overlay, help_vars, "KAFKA_TOPIC_TASKS") in writable
+    # The password: the Secret the User Operator makes for that KafkaUser.
+    ref = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == (user["metadata"]["name"], "password")
+
+
 def test_dapr_resiliency(overlay):
     res = overlay.one("Resiliency", APP_ID)
     assert APP_ID in res["scopes"]
