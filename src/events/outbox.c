@@ -625,6 +625,10 @@ void events_outbox_close(events_outbox_t *o, int deadline_ms, void (*cb)(void *a
     uv_timer_stop(&o->relay_timer);
     o->relay_waiting = false;
     if (o->producer && !o->producer_closed) {
+        /* With no broker connected, waiting cannot deliver anything: the
+         * rows stay in the table for the next start. */
+        if (strcmp(events_producer_state(o->producer), "up") != 0)
+            deadline_ms = 0;
         events_producer_close(o->producer, deadline_ms, on_producer_closed, o);
         return;
     }
