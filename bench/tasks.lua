@@ -25,6 +25,17 @@
 -- with the first body of an unexpected one ("unexpected 404 {...}").
 -- scripts/bench sets it for the warm-up run only: a response() function
 -- makes wrk parse every response's headers and body, which costs it CPU.
+--
+-- With BENCH_LUA_RATE=R (requests per second, all threads together) and
+-- BENCH_LUA_THREADS=T (wrk's -t) in the environment, the script paces the
+-- requests at R/s (wrk is closed-loop; wrk2's -R is not in Debian): each
+-- thread hands out send times ("slots") 1/(R/T) s apart, and delay() makes
+-- each connection, when its previous response is in, wait for the next free
+-- slot of its thread. The connections are the concurrency limit: if none is
+-- free when a slot comes, that slot is skipped rather than made up later,
+-- so the achieved rate (wrk's Requests/sec) is below R when the server
+-- cannot keep up; scripts/bench prints it. wrk rounds delays down to whole
+-- milliseconds; a request sent early only moves the next slots later.
 
 local scenario, users, per_user, user_base
 local counter = 0
@@ -122,6 +133,34 @@ function request()
       return wrk.format("PATCH", task_path(), json_headers, '{"priority":"low"}')
    else -- complete; "" sends Content-Length: 0
       return wrk.format("POST", task_path() .. "/complete", plain_headers, "")
+   end
+end
+
+local lua_rate = tonumber(os.getenv("BENCH_LUA_RATE") or "")
+if lua_rate and lua_rate > 0 then
+   local ffi = require("ffi")
+   ffi.cdef[[
+      typedef struct { long tv_sec; long tv_nsec; } bench_timespec_t;
+      int clock_gettime(int clk_id, bench_timespec_t *tp);
+   ]]
+   local ts = ffi.new("bench_timespec_t")
+   local CLOCK_MONOTONIC = 1
+   local function now_ms()
+      ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+      return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+   end
+   local nthreads = tonumber(os.getenv("BENCH_LUA_THREADS") or "1") or 1
+   local interval = 1000 * nthreads / lua_rate   -- ms between slots of one thread
+   local next_slot = nil
+
+   function delay()
+      local now = now_ms()
+      if next_slot == nil or next_slot < now then
+         next_slot = now          -- idle or behind: no burst to catch up
+      end
+      local wait = next_slot - now
+      next_slot = next_slot + interval
+      return math.floor(wait)
    end
 end
 
