@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "api/access.h"
+#include "api/dapr.h"
 #include "api/tasks.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -21,6 +22,7 @@
 #include "db/db.h"
 #include "db/migrations.h"
 #include "db/queries.h"
+#include "events/handler.h"
 #include "events/outbox.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -38,6 +40,8 @@ typedef struct app {
     db_pool_t *db;
     tasks_api_t *tasks;
     events_outbox_t *outbox;
+    events_handler_t *handler;
+    api_dapr_t *dapr;
     uv_timer_t purge_timer;
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_flusher;
@@ -99,6 +103,7 @@ static void on_purge_timer(uv_timer_t *t)
 {
     app_t *app = t->data;
     tasks_api_purge(app->tasks);
+    events_handler_purge(app->handler);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -146,6 +151,10 @@ static int add_routes(app_t *app)
     if (http_router_add(app->router, get, "/healthz", health_handle_live, NULL) < 0 ||
         http_router_add(app->router, get, "/readyz", health_handle_ready, NULL) < 0 ||
         http_router_add(app->router, get, "/metrics", metrics_handle, app->router) < 0)
+        return -1;
+    /* The event routes first: /api/{user_id}/tasks would take
+     * /api/events/tasks otherwise. */
+    if (app->dapr && api_dapr_routes(app->dapr, app->router) < 0)
         return -1;
     if (app->tasks && tasks_api_routes(app->tasks, app->router) < 0)
         return -1;
@@ -214,10 +223,22 @@ static int start_database(app_t *app)
     if (start_events(app, &dc) != 0)
         return -1;
     app->tasks = tasks_api_new(app->db, app->outbox);
-    if (!app->tasks) {
+    app->handler = events_handler_new(app->db, app->outbox);
+    const config_t *cfg = &app->cfg;
+    api_dapr_config_t dapr = {
+        .subscribe = cfg->events_consumer == CONFIG_CONSUMER_DAPR,
+        .pubsub_name = cfg->dapr_pubsub_name,
+        .topic_tasks = cfg->kafka_topic_tasks,
+        .topic_reminders = cfg->kafka_topic_reminders,
+        .topic_dlq = cfg->kafka_topic_dlq,
+    };
+    app->dapr = app->handler ? api_dapr_new(app->handler, &dapr) : NULL;
+    if (!app->tasks || !app->dapr) {
         fprintf(stderr, "todo-backend: out of memory\n");
         return -1;
     }
+    if (metrics_add_collector(events_handler_collect_metrics, app->handler) != 0)
+        log_warn("metrics collector table full: consumer metrics not exported");
     return 0;
 }
 
@@ -394,6 +415,8 @@ int main(int argc, char **argv)
     }
     http_server_free(app.server);
     tasks_api_free(app.tasks);
+    api_dapr_free(app.dapr);
+    events_handler_free(app.handler);
     events_outbox_free(app.outbox);
     db_pool_free(app.db);
     http_router_free(app.router);

@@ -13,7 +13,7 @@ typedef enum option_kind {
     OPT_BOOL,
     OPT_STRING,
     OPT_CHOICE,
-    OPT_TOPIC, /* a Kafka topic name: 1-249 of [A-Za-z0-9._-] */
+    OPT_NAME, /* a Kafka topic or Dapr component name: 1-249 of [A-Za-z0-9._-] */
 } option_kind_t;
 
 typedef struct option {
@@ -29,6 +29,7 @@ typedef struct option {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const events_consumers[] = {"kafka", "dapr", "none", NULL};
 static const char *const kafka_protocols[] = {"plaintext", "sasl_plaintext", "ssl", "sasl_ssl", NULL};
 static const char *const kafka_mechanisms[] = {"SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", NULL};
 
@@ -96,11 +97,11 @@ static const option_t options[] = {
     {"KAFKA_BROKERS", OPT_STRING, FIELD(kafka_brokers), "", 0, 0, NULL,
      "bootstrap servers host:port[,...], or \"embedded\" (in-process mock cluster); "
      "empty: events wait in the outbox unpublished"},
-    {"KAFKA_TOPIC_TASKS", OPT_TOPIC, FIELD(kafka_topic_tasks), "tasks", 0, 0, NULL,
+    {"KAFKA_TOPIC_TASKS", OPT_NAME, FIELD(kafka_topic_tasks), "tasks", 0, 0, NULL,
      "topic of task events"},
-    {"KAFKA_TOPIC_REMINDERS", OPT_TOPIC, FIELD(kafka_topic_reminders), "reminders", 0, 0, NULL,
+    {"KAFKA_TOPIC_REMINDERS", OPT_NAME, FIELD(kafka_topic_reminders), "reminders", 0, 0, NULL,
      "topic of reminder.due events"},
-    {"KAFKA_TOPIC_DLQ", OPT_TOPIC, FIELD(kafka_topic_dlq), "tasks-dlq", 0, 0, NULL,
+    {"KAFKA_TOPIC_DLQ", OPT_NAME, FIELD(kafka_topic_dlq), "tasks-dlq", 0, 0, NULL,
      "dead-letter topic"},
     {"KAFKA_SECURITY_PROTOCOL", OPT_CHOICE, FIELD(kafka_security_protocol), "plaintext", 0, 0,
      kafka_protocols, "how the Kafka client connects"},
@@ -110,6 +111,14 @@ static const option_t options[] = {
      "SASL user, with a sasl_* protocol"},
     {"KAFKA_SASL_PASSWORD", OPT_STRING, FIELD(kafka_sasl_password), "", 0, 0, NULL,
      "SASL password, with a sasl_* protocol"},
+    {"EVENTS_CONSUMER", OPT_CHOICE, FIELD(events_consumer), "kafka", 0, 0, events_consumers,
+     "who delivers consumed events: the built-in Kafka consumer (group todo-backend), the Dapr "
+     "sidecar (GET /dapr/subscribe lists the topics), or none"},
+    {"DAPR_PUBSUB_NAME", OPT_NAME, FIELD(dapr_pubsub_name), "kafka-pubsub", 0, 0, NULL,
+     "the Dapr pub/sub component named in GET /dapr/subscribe"},
+    {"EVENTS_MAX_ATTEMPTS", OPT_INT, FIELD(events_max_attempts), "5", 1, 100, NULL,
+     "built-in consumer: handler attempts for a record that keeps failing before it goes to "
+     "the dead-letter topic"},
     {"KAFKA_QUEUE_MAX", OPT_INT, FIELD(kafka_queue_max), "10000", 1, 1000000, NULL,
      "events in the producer's local queue; past it rows wait in the outbox"},
 };
@@ -189,7 +198,7 @@ static int apply(config_t *cfg, const option_t *opt, const char *raw_value,
         }
         memcpy(field, value, strlen(value) + 1);
         return 0;
-    case OPT_TOPIC: {
+    case OPT_NAME: {
         size_t len = strlen(value);
         bool ok = len >= 1 && len <= 249 && len < opt->size && strcmp(value, ".") != 0 &&
                   strcmp(value, "..") != 0;
@@ -199,7 +208,7 @@ static int apply(config_t *cfg, const option_t *opt, const char *raw_value,
                  value[i] == '-';
         if (!ok) {
             snprintf(err, errlen,
-                     "invalid %s%s=\"%.64s\": expected a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)",
+                     "invalid %s%s=\"%.64s\": expected a name of 1-249 characters from A-Z a-z 0-9 . _ -",
                      origin, opt->env, printable(value, shown, sizeof shown));
             return -1;
         }

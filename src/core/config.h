@@ -56,7 +56,16 @@ typedef struct config {
     int kafka_sasl_mechanism;    /* index into SCRAM-SHA-512, SCRAM-SHA-256, PLAIN */
     char kafka_sasl_username[256];
     char kafka_sasl_password[256];
+    int events_consumer; /* config_events_consumer_t */
+    char dapr_pubsub_name[256];
+    int events_max_attempts;
 } config_t;
+
+typedef enum config_events_consumer {
+    CONFIG_CONSUMER_KAFKA,
+    CONFIG_CONSUMER_DAPR,
+    CONFIG_CONSUMER_NONE,
+} config_events_consumer_t;
 
 /* The names of the choices above, as librdkafka spells them. */
 const char *config_kafka_protocol_name(int index);

@@ -70,6 +70,9 @@
  * "*") or the list of acceptable versions. */
 #define VERSION_OK "($3::bigint[] IS NULL OR cur.version = ANY($3::bigint[]))"
 
+/* A local timestamp as rrule_civil_parse() reads it, milliseconds always. */
+#define LOCAL_TEXT(x) "to_char(" x ", 'YYYY-MM-DD HH24:MI:SS.MS')"
+
 /* Update and complete: the row before the change, whole, for the event. */
 #define CURRENT_ROW                                                                   \
     "cur AS (SELECT t AS old, t.id, t.version, t.completed FROM tasks t"              \
@@ -193,6 +196,47 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
 
     /* Kafka acknowledged these ($1, a bigint array literal). */
     [DB_OUTBOX_DELETE] = {"outbox_delete", "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"},
+
+    /* A completed recurring task's times as local wall clock in its zone:
+     * $1 event id, $2 due_at, $3 completed_at, $4 time zone, $5 task id.
+     * Answers: event already handled, local due, local completion, the
+     * series anchor (NULL when the task is gone). */
+    [DB_EVENT_RECURRENCE_TIMES] =
+        {"event_recurrence_times",
+         "SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1::uuid),"
+         " " LOCAL_TEXT("$2::timestamptz AT TIME ZONE $4") ","
+         " " LOCAL_TEXT("$3::timestamptz AT TIME ZONE $4") ","
+         " (SELECT " LOCAL_TEXT("recurrence_anchor") " FROM tasks WHERE id = $5::bigint)"},
+
+    /* The next occurrence of a series, exactly once: $1 event id, $2 the
+     * completed task as the event carried it (JSON), $3 its occurrence
+     * number, $4 its local due time, $5 the series anchor (local), $6 UNTIL
+     * (or NULL), $7 traceparent. The event id, the task and its task.created
+     * event commit together; a seen event id or an existing (series_id,
+     * occurrence) makes it a no-op. Answers: new event id recorded (0/1),
+     * new task id, outbox seq, event, user id. */
+    [DB_EVENT_OCCURRENCE_CREATE] =
+        {"event_occurrence_create",
+         "WITH inbox AS (INSERT INTO inbox (event_id) VALUES ($1::uuid)"
+         " ON CONFLICT DO NOTHING RETURNING event_id),"
+         " src AS (SELECT $2::jsonb AS t, $4::timestamp AT TIME ZONE ($2::jsonb->>'timezone') AS due),"
+         " ins AS (INSERT INTO tasks (user_id, title, description, priority, tags, due_at, timezone,"
+         " recurrence, recurrence_from, reminders, series_id, occurrence, recurrence_anchor)"
+         " SELECT t->>'user_id', t->>'title', t->>'description', (t->>'priority')::task_priority,"
+         " tags_from_json(t->'tags'), due, t->>'timezone', t->>'recurrence', t->>'recurrence_from',"
+         " reminders_shifted(t->'reminders', due - (t->>'due_at')::timestamptz),"
+         " coalesce((t->>'series_id')::bigint, (t->>'id')::bigint), $3::integer, $5::timestamp"
+         " FROM src, inbox WHERE $6::timestamptz IS NULL OR due <= $6::timestamptz"
+         " ON CONFLICT (series_id, occurrence) DO NOTHING"
+         " RETURNING id, version, user_id, task_json(tasks) AS body),"
+         " " INSERT_EVENT("$7")
+         " SELECT (SELECT count(*) FROM inbox), (SELECT id FROM ins), (SELECT seq FROM ev),"
+         " (SELECT event FROM ev), (SELECT user_id FROM ins)"},
+
+    /* Inbox entries older than a week: occurrences stay unique per series
+     * without them. */
+    [DB_INBOX_PURGE] = {"inbox_purge",
+                        "DELETE FROM inbox WHERE received_at < now() - interval '7 days'"},
 
     /* Backlog rows, age of the oldest in s, the lowest and highest seq
      * (NULL: empty). */

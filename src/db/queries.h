@@ -21,6 +21,10 @@ typedef enum db_stmt {
     DB_OUTBOX_RELAY,
     DB_OUTBOX_DELETE,
     DB_OUTBOX_STATS,
+    /* Consumed events (events/handler). */
+    DB_EVENT_RECURRENCE_TIMES,
+    DB_EVENT_OCCURRENCE_CREATE,
+    DB_INBOX_PURGE,
     /* Listing: one statement per sort key and direction. */
     DB_TASK_LIST_CREATED_ASC,
     DB_TASK_LIST_CREATED_DESC,

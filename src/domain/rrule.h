@@ -1,7 +1,11 @@
-/* rrule: the RFC 5545 RRULE subset recurring tasks use (docs/api.md).
+/* rrule: the RFC 5545 RRULE subset recurring tasks use (docs/api.md):
+ * parsing, validation, canonical text, and next-occurrence expansion.
  *
- * Parsing and validation only here; expanding occurrences belongs to the
- * recurring-tasks issue. */
+ * Expansion is pure civil-time arithmetic on local wall-clock values: no
+ * time zones and no libc time functions. The caller converts the task's UTC
+ * due time to its zone's wall clock, asks for the next instance, and converts
+ * the answer back, so the wall-clock time of day stays the same across DST
+ * changes by construction. */
 #ifndef TODO_DOMAIN_RRULE_H
 #define TODO_DOMAIN_RRULE_H
 
@@ -50,5 +54,46 @@ int rrule_parse(const char *s, size_t len, rrule_t *out, char *err, size_t errle
  * suffices for a rule rrule_parse accepted). */
 #define RRULE_FORMAT_MAX 512
 int rrule_format(const rrule_t *r, char *out, size_t outlen);
+
+/* A local wall-clock date-time (proleptic Gregorian, no zone). Valid values:
+ * year 1..9999, month 1..12, day within the month, hour 0..23, minute 0..59,
+ * second 0..59, millisecond 0..999. */
+typedef struct rrule_civil {
+    int year, month, day, hour, minute, second, millisecond;
+} rrule_civil_t;
+
+/* Parses "YYYY-MM-DD HH:MM:SS[.f]" (PostgreSQL's timestamp text; 'T' is also
+ * accepted as the separator) with 1 to 6 fraction digits, truncated to
+ * milliseconds. Nothing may follow. Returns 0, or -1 (out unchanged) for
+ * anything malformed or out of range. */
+int rrule_civil_parse(const char *s, rrule_civil_t *out);
+/* Writes "YYYY-MM-DDTHH:MM:SS.mmm" and a NUL: RRULE_CIVIL_FORMAT_LEN + 1
+ * bytes. Writes "" instead when c is not valid or outlen is too small
+ * (outlen 0 writes nothing). */
+#define RRULE_CIVIL_FORMAT_LEN 23
+void rrule_civil_format(const rrule_civil_t *c, char *out, size_t outlen);
+
+/* The first instance of r with DTSTART = anchor strictly after `after`.
+ *
+ * The instances are the anchor itself (always instance 1, as RFC 5545 says
+ * of DTSTART) and then every date the rule generates after the anchor's
+ * date, in date order, at the anchor's time of day; dates the rule generates
+ * before the anchor never count. See docs/api.md "Recurrence" for the
+ * per-FREQ rules, including the deliberate clamping of month ends.
+ *
+ * On success writes the instance to *next and, when index is not NULL, its
+ * 1-based number counted from the anchor, and returns 0. Returns 1 when
+ * COUNT is exhausted (the next instance's number would exceed r->count);
+ * UNTIL is not checked here, since it is a UTC instant the caller compares
+ * after converting. Returns -1 when the rule has no further instance at all
+ * (e.g. BYMONTHDAY=31 with BYDAY=1MO) or none before 9999-12-31, or when r,
+ * anchor or after is invalid. Always terminates: the search stops after one
+ * whole Gregorian cycle (400 years) of empty periods.
+ *
+ * Cost: when index is NULL and r->count is 0 the search starts at the period
+ * containing `after`; otherwise the instances from the anchor on are counted
+ * one by one (at most COUNT of them, or every period up to `after`). */
+int rrule_next(const rrule_t *r, const rrule_civil_t *anchor, const rrule_civil_t *after,
+               rrule_civil_t *next, int *index);
 
 #endif

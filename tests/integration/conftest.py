@@ -37,6 +37,10 @@ CONFIG_VARS = (
     "DB_STATEMENT_TIMEOUT_MS", "DB_CONNECT_TIMEOUT_MS",
     "AUTH_JWT_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE", "AUTH_DISABLED",
     "AUTH_CLOCK_SKEW_S", "APP_API_TOKEN",
+    "KAFKA_BROKERS", "KAFKA_TOPIC_TASKS", "KAFKA_TOPIC_REMINDERS", "KAFKA_TOPIC_DLQ",
+    "KAFKA_QUEUE_MAX", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
+    "EVENTS_CONSUMER", "DAPR_PUBSUB_NAME", "EVENTS_MAX_ATTEMPTS",
 )
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
@@ -1160,3 +1164,64 @@ def api(shared_api_server):
     """A TasksClient for a user of its own on the module's shared server
     (``api.db`` is the database, ``api.for_user(new_user())`` another user)."""
     return TasksClient(shared_api_server, new_user(), shared_api_server.db)
+
+
+# ==========================================================================
+# Kafka (tests/integration/test_events.py)
+# ==========================================================================
+#
+# One real broker (scripts/kafka, tests/integration/kafka.py) for the whole
+# session, started on first use. Tests share its topics, so each one reads
+# only the records keyed by its own users (new_user()).
+
+
+@pytest.fixture(scope="session")
+def kafka_node():
+    """The session's KafkaNode (``.bootstrap``, ``.start()``, ``.stop()``,
+    ``.reader(topic)``). A test that stops it must start it again in a
+    ``finally`` block (``kafka_broker`` also does so at teardown)."""
+    from kafka import KafkaNode, KafkaNodeError   # tests/integration/kafka.py
+    node = KafkaNode(prefix="todo-kafka-session-")
+    try:
+        try:
+            node.start()
+        except KafkaNodeError as e:
+            pytest.fail(str(e), pytrace=False)
+        yield node
+    finally:
+        node.destroy()
+
+
+@pytest.fixture
+def kafka_broker(kafka_node):
+    """The session broker, running; started again at teardown if the test
+    left it stopped."""
+    kafka_node.ensure_running()
+    yield kafka_node
+    if not kafka_node.is_running():
+        kafka_node.start()
+
+
+@pytest.fixture
+def tasks_topic(kafka_broker):
+    """A TopicReader of the ``tasks`` topic from its end at the test's start."""
+    reader = kafka_broker.reader("tasks")
+    yield reader
+    reader.close()
+
+
+@pytest.fixture
+def start_events_server(start_api_server, kafka_broker):
+    """Factory: ``start_events_server(db_or_url, wait=True, **env)`` -> a ready
+    service publishing to the session broker (``KAFKA_BROKERS`` set unless
+    given). It consumes nothing (``EVENTS_CONSUMER=none`` unless given): the
+    publishing tests must not join the shared consumer group."""
+
+    def _start(db, wait=True, **env):
+        env.setdefault("KAFKA_BROKERS", kafka_broker.bootstrap)
+        env.setdefault("EVENTS_CONSUMER", "none")
+        s = start_api_server(db, wait=wait, **env)
+        s.db = db if not isinstance(db, str) else None
+        return s
+
+    return _start

@@ -163,6 +163,16 @@ SERVICE = [
                                        "type": "reminder.due", "data": {}}),
     ("GET", "/api/events/anything", None),
 ]
+# What each answers once past the guard: the subscriptions ([] unless
+# EVENTS_CONSUMER=dapr), Dapr's optional config route absent, a task event
+# without data.task dropped, a reminder handled, no such event route.
+SERVICE_ANSWERS = {
+    "/dapr/subscribe": (200, []),
+    "/dapr/config": (404, None),
+    "/api/events/tasks": (200, {"status": "DROP"}),
+    "/api/events/reminders": (200, {"status": "SUCCESS"}),
+    "/api/events/anything": (404, None),
+}
 SERVICE_IDS = [f"{m} {p}" for m, p, _ in SERVICE]
 
 
@@ -210,7 +220,12 @@ def test_service_endpoint_without_the_app_token_is_401(server, method, path, bod
 def test_service_endpoint_with_the_app_token_gets_its_normal_answer(server, method, path, body):
     before = events_rows(server)
     r = service_call(server, method, path, body, [("dapr-api-token", APP_API_TOKEN)])
-    assert_problem(r, 404)               # no Dapr routes yet
+    status, doc = SERVICE_ANSWERS[path]
+    if status == 404:
+        assert_problem(r, 404)
+    else:
+        assert r.status == status, r
+        assert json.loads(r.body) == doc, r
     assert events_rows(server) == before
 
 
@@ -251,12 +266,20 @@ def test_app_token_is_not_a_user_token(server, alice_task):
     assert_problem(r, 401)
 
 
-def test_without_app_api_token_dapr_routes_are_plain_404(pg, start_server):
+def test_without_app_api_token_dapr_routes_are_open(pg, start_server):
+    """No APP_API_TOKEN: the sidecar needs no token, and a user token is not
+    asked for either (these are not user endpoints)."""
     env = {k: None for k in AUTH_VARS}
     env["AUTH_JWT_SECRET"] = TEST_JWT_SECRET
-    s = start_server(**db_env(pg.url, **env))
+    s = start_server(EVENTS_CONSUMER="dapr", **db_env(pg.url, **env))
     wait_ready(s)
-    assert_problem(s.get("/dapr/subscribe"), 404)
+    r = s.get("/dapr/subscribe")
+    assert r.status == 200, r
+    assert [sub["topic"] for sub in json.loads(r.body)] == ["tasks", "reminders"]
+    r = s.get("/api/events/reminders", method="POST",
+              headers=[("Content-Type", "application/json")],
+              body=b'{"specversion":"1.0","id":"r1","source":"/x","type":"reminder.due","data":{}}')
+    assert (r.status, json.loads(r.body)) == (200, {"status": "SUCCESS"}), r
 
 
 PROBES = ["/healthz", "/readyz", "/metrics"]

@@ -884,6 +884,10 @@ def test_service_kafka_client(overlay, help_vars):
     declared = {t["metadata"]["name"] for t in overlay.all("KafkaTopic")}
     for var in ("KAFKA_TOPIC_TASKS", "KAFKA_TOPIC_REMINDERS", "KAFKA_TOPIC_DLQ"):
         assert setting(overlay, help_vars, var) in declared, var
+    # One deliverer of consumed events: the sidecar where there is one.
+    sidecar = pod_annotations(overlay).get("dapr.io/enabled") == "true"
+    assert setting(overlay, help_vars, "EVENTS_CONSUMER") == ("dapr" if sidecar else "kafka")
+    assert setting(overlay, help_vars, "DAPR_PUBSUB_NAME") == component(overlay)["metadata"]["name"]
     auth = (plain.get("authentication") or {}).get("type")
     protocol = setting(overlay, help_vars, "KAFKA_SECURITY_PROTOCOL")
     if auth is None:
