@@ -203,7 +203,7 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
      * series anchor (NULL when the task is gone). */
     [DB_EVENT_RECURRENCE_TIMES] =
         {"event_recurrence_times",
-         "SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1::uuid),"
+         "SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1),"
          " " LOCAL_TEXT("$2::timestamptz AT TIME ZONE $4") ","
          " " LOCAL_TEXT("$3::timestamptz AT TIME ZONE $4") ","
          " (SELECT " LOCAL_TEXT("recurrence_anchor") " FROM tasks WHERE id = $5::bigint)"},
@@ -217,7 +217,7 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
      * new task id, outbox seq, event, user id. */
     [DB_EVENT_OCCURRENCE_CREATE] =
         {"event_occurrence_create",
-         "WITH inbox AS (INSERT INTO inbox (event_id) VALUES ($1::uuid)"
+         "WITH inbox AS (INSERT INTO inbox (event_id) VALUES ($1)"
          " ON CONFLICT DO NOTHING RETURNING event_id),"
          " src AS (SELECT $2::jsonb AS t, $4::timestamp AT TIME ZONE ($2::jsonb->>'timezone') AS due),"
          " ins AS (INSERT INTO tasks (user_id, title, description, priority, tags, due_at, timezone,"

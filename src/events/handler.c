@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/timefmt.h"
+#include "core/timeparse.h"
 #include "db/queries.h"
 #include "domain/rrule.h"
 #include "ops/metrics.h"
@@ -181,6 +182,22 @@ static void handle_completed(handling_t *x, json_t *task)
         finish(x, EVENTS_DROP, "a recurring task needs id, due_at and timezone");
         return;
     }
+    /* The snapshot's instants go to PostgreSQL, which would also take
+     * words like "yesterday": only RFC 3339 passes. */
+    const char *completed_at = string_member(task, "completed_at");
+    int64_t ms;
+    if (timeparse_rfc3339(due, strlen(due), &ms) != 0 ||
+        (completed_at && (strlen(completed_at) >= sizeof x->completed ||
+                          timeparse_rfc3339(completed_at, strlen(completed_at), &ms) != 0))) {
+        finish(x, EVENTS_DROP, "due_at and completed_at must be RFC 3339 instants");
+        return;
+    }
+    if (!json_is_null(occurrence) && occurrence &&
+        (!json_is_integer(occurrence) || json_integer_value(occurrence) < 1 ||
+         json_integer_value(occurrence) >= INT32_MAX)) {
+        finish(x, EVENTS_DROP, "occurrence must be a positive integer");
+        return;
+    }
     if (rrule_parse(rule, strlen(rule), &x->rule, err, sizeof err) != 0) {
         finish(x, EVENTS_DROP, "the task's recurrence is not a valid rule");
         return;
@@ -190,7 +207,6 @@ static void handle_completed(handling_t *x, json_t *task)
     snprintf(x->task_id, sizeof x->task_id, "%lld", (long long)json_integer_value(id));
     snprintf(x->due, sizeof x->due, "%s", due);
     snprintf(x->timezone, sizeof x->timezone, "%s", tz);
-    const char *completed_at = string_member(task, "completed_at");
     snprintf(x->completed, sizeof x->completed, "%s", completed_at ? completed_at : "");
     format_until(&x->rule, x->until, sizeof x->until);
     x->task_json = json_dumps(task, JSON_COMPACT);

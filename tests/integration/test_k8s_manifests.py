@@ -812,10 +812,11 @@ def test_autoscaling_and_disruption(overlay):
 
 
 def test_database_connections_fit(overlay, help_vars):
-    """Every pod at the HPA maximum (plus the rollout surge) can open its pool."""
+    """Every pod at the HPA maximum (plus the rollout surge) can open its pool,
+    and the one connection that holds the outbox relay lock."""
     hpa = overlay.one("HorizontalPodAutoscaler", APP_ID)
     surge = deployment(overlay)["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
-    pool = int(setting(overlay, help_vars, "DB_POOL_SIZE"))
+    pool = int(setting(overlay, help_vars, "DB_POOL_SIZE")) + 1
     params = overlay.one("Cluster", CNPG_CLUSTER)["spec"]["postgresql"]["parameters"]
     reserved = 10    # CloudNativePG's own and superuser connections
     assert (hpa["spec"]["maxReplicas"] + surge) * pool + reserved <= int(params["max_connections"])

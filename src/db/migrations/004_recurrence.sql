@@ -2,8 +2,9 @@
 
 -- The ids of consumed events whose effect committed, in the same statement
 -- as the effect: a redelivered event finds its id here and does nothing.
+-- Text: CloudEvents ids are any non-empty string (ours are UUIDs).
 CREATE TABLE inbox (
-    event_id     uuid PRIMARY KEY,
+    event_id     text PRIMARY KEY,
     received_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX inbox_received ON inbox (received_at);
