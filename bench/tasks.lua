@@ -9,6 +9,9 @@
 --   list      GET   /api/{user}/tasks?limit=50
 --   patch     PATCH /api/{user}/tasks/{id}      {"priority":"low"}
 --   complete  POST  /api/{user}/tasks/{id}/complete   (no body: a toggle)
+--   mixed     each request drawn at random: 35 % list, 35 % get (70 %
+--             reads), 20 % create, 10 % complete, as above (the weights
+--             of bench/pgbench's mixed run in scripts/bench)
 --
 -- Users and ids follow the seed layout of scripts/bench (bench/seed.sql):
 -- user "<USER_BASE + u>" for u = 1..USERS (default 64, 200, 10000) owns the
@@ -36,6 +39,13 @@
 -- so the achieved rate (wrk's Requests/sec) is below R when the server
 -- cannot keep up; scripts/bench prints it. wrk rounds delays down to whole
 -- milliseconds; a request sent early only moves the next slots later.
+-- The skipped slots are counted (per thread, summed in done()).
+--
+-- done() always prints, after wrk's own summary, the percentiles of wrk's
+-- latency histogram (microseconds, from the request's actual send) and the
+-- pacing counts, for scripts/bench to parse:
+--   bench-latency-us p50 P p90 P p99 P p99.9 P max M
+--   bench-pacing slots N skipped S     (only when paced)
 
 local scenario, users, per_user, user_base
 local counter = 0
@@ -77,7 +87,8 @@ function init(args)
          assert(tokens[u], "bench/tasks.lua: no token for user " .. (user_base + u))
       end
    end
-   local known = {create = true, get = true, list = true, patch = true, complete = true}
+   local known = {create = true, get = true, list = true, patch = true, complete = true,
+                  mixed = true}
    if not known[scenario] then
       error("bench/tasks.lua: unknown scenario '" .. tostring(scenario) .. "'")
    end
@@ -120,19 +131,35 @@ local function create_body()
                         table.concat(tags, ","), due)
 end
 
-function request()
-   if scenario == "get" then
+-- mixed: the kind of each request, by weight (out of 100).
+local mix = {{35, "list"}, {35, "get"}, {20, "create"}, {10, "complete"}}
+
+local function one_request(kind)
+   if kind == "get" then
       return wrk.format("GET", task_path(), plain_headers, nil)
-   elseif scenario == "list" then
+   elseif kind == "list" then
       local _, user = pick_user()
       return wrk.format("GET", "/api/" .. user .. "/tasks?limit=50", plain_headers, nil)
-   elseif scenario == "create" then
+   elseif kind == "create" then
       local _, user = pick_user()
       return wrk.format("POST", "/api/" .. user .. "/tasks", json_headers, create_body())
-   elseif scenario == "patch" then
+   elseif kind == "patch" then
       return wrk.format("PATCH", task_path(), json_headers, '{"priority":"low"}')
    else -- complete; "" sends Content-Length: 0
       return wrk.format("POST", task_path() .. "/complete", plain_headers, "")
+   end
+end
+
+function request()
+   if scenario ~= "mixed" then
+      return one_request(scenario)
+   end
+   local r = math.random(100)
+   for _, m in ipairs(mix) do
+      if r <= m[1] then
+         return one_request(m[2])
+      end
+      r = r - m[1]
    end
 end
 
@@ -152,44 +179,77 @@ if lua_rate and lua_rate > 0 then
    local nthreads = tonumber(os.getenv("BENCH_LUA_THREADS") or "1") or 1
    local interval = 1000 * nthreads / lua_rate   -- ms between slots of one thread
    local next_slot = nil
+   -- Globals, so that done() can read them with thread:get().
+   paced_slots = 0         -- slots handed out (one per request sent)
+   paced_skipped = 0       -- slots that passed with no connection free
 
    function delay()
       local now = now_ms()
-      if next_slot == nil or next_slot < now then
-         next_slot = now          -- idle or behind: no burst to catch up
+      if next_slot == nil then
+         next_slot = now
+      elseif next_slot < now then
+         -- Behind: the slot at next_slot is used now (late), the ones
+         -- after it that have passed too are skipped.
+         local missed = math.floor((now - next_slot) / interval)
+         paced_skipped = paced_skipped + missed
+         next_slot = now          -- no burst to catch up
       end
+      paced_slots = paced_slots + 1
       local wait = next_slot - now
       next_slot = next_slot + interval
       return math.floor(wait)
    end
 end
 
-if os.getenv("BENCH_CHECK_STATUS") == "1" then
+local check_status = os.getenv("BENCH_CHECK_STATUS") == "1"
+if check_status then
    statuses = {}
    unexpected = nil
 
    function response(status, headers, body)
       statuses[status] = (statuses[status] or 0) + 1
-      local want = (scenario == "create") and 201 or 200
-      if status ~= want and unexpected == nil then
+      local ok
+      if scenario == "mixed" then
+         ok = status == 200 or status == 201
+      else
+         ok = status == ((scenario == "create") and 201 or 200)
+      end
+      if not ok and unexpected == nil then
          unexpected = status .. " " .. string.sub(body or "", 1, 300)
       end
    end
+end
 
-   function done(summary, latency, requests)
-      local total = {}
+local function print_statuses()
+   local total = {}
+   for _, t in ipairs(threads) do
+      local s = t:get("statuses") or {}
+      for code, n in pairs(s) do
+         total[code] = (total[code] or 0) + n
+      end
+      local u = t:get("unexpected")
+      if u then
+         io.write("unexpected " .. string.gsub(u, "[\r\n]", " ") .. "\n")
+      end
+   end
+   for code, n in pairs(total) do
+      io.write(string.format("status %d %d\n", code, n))
+   end
+end
+
+function done(summary, latency, requests)
+   if check_status then
+      print_statuses()
+   end
+   io.write(string.format("bench-latency-us p50 %d p90 %d p99 %d p99.9 %d max %d\n",
+                          latency:percentile(50), latency:percentile(90),
+                          latency:percentile(99), latency:percentile(99.9), latency.max))
+   if lua_rate and lua_rate > 0 then
+      local slots, skipped = 0, 0
       for _, t in ipairs(threads) do
-         local s = t:get("statuses") or {}
-         for code, n in pairs(s) do
-            total[code] = (total[code] or 0) + n
-         end
-         local u = t:get("unexpected")
-         if u then
-            io.write("unexpected " .. string.gsub(u, "[\r\n]", " ") .. "\n")
-         end
+         slots = slots + (t:get("paced_slots") or 0)
+         skipped = skipped + (t:get("paced_skipped") or 0)
       end
-      for code, n in pairs(total) do
-         io.write(string.format("status %d %d\n", code, n))
-      end
+      io.write(string.format("bench-pacing slots %d skipped %d\n", slots + skipped, skipped))
    end
 end
