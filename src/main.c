@@ -22,6 +22,7 @@
 #include "db/db.h"
 #include "db/migrations.h"
 #include "db/queries.h"
+#include "events/consumer.h"
 #include "events/handler.h"
 #include "events/outbox.h"
 #include "http/router.h"
@@ -41,6 +42,7 @@ typedef struct app {
     tasks_api_t *tasks;
     events_outbox_t *outbox;
     events_handler_t *handler;
+    events_consumer_t *consumer;
     api_dapr_t *dapr;
     uv_timer_t purge_timer;
     uv_signal_t sigterm, sigint;
@@ -78,25 +80,40 @@ static void on_outbox_closed(void *arg)
     db_pool_close(app->db, on_db_closed, app);
 }
 
-/* Time the producer may spend delivering at shutdown: what is left of
- * SHUTDOWN_TIMEOUT_MS, less a margin for closing the rest. Undelivered
- * events are not lost: their rows stay in the outbox for the next start. */
+/* Time the consumer's last record and the producer may take at shutdown:
+ * what is left of SHUTDOWN_TIMEOUT_MS, less a margin for closing the rest.
+ * Nothing is lost past it: an unfinished record is not committed (it comes
+ * again), undelivered events stay in the outbox for the next start. */
 #define SHUTDOWN_MARGIN_MS 500
 
+static int shutdown_time_left(app_t *app)
+{
+    int64_t left = (int64_t)app->stop_deadline - (int64_t)uv_now(&app->loop) - SHUTDOWN_MARGIN_MS;
+    return left > 0 ? (int)left : 0;
+}
+
+/* No record is being handled any more: the outbox can stop. */
+static void on_consumer_closed(void *arg)
+{
+    app_t *app = arg;
+    events_outbox_close(app->outbox, shutdown_time_left(app), on_outbox_closed, app);
+}
+
 /* Runs once the server has closed every connection and its own handles:
- * no request can need the database any more. */
+ * no request can need the database any more. The consumer goes first (its
+ * handler writes through the pool and the outbox), then the outbox, then
+ * the pool. */
 static void on_server_drained(void *arg)
 {
     app_t *app = arg;
-    if (app->outbox) {
-        uint64_t now = uv_now(&app->loop);
-        int64_t left = (int64_t)app->stop_deadline - (int64_t)now - SHUTDOWN_MARGIN_MS;
-        events_outbox_close(app->outbox, left > 0 ? (int)left : 0, on_outbox_closed, app);
-    } else if (app->db) {
+    if (app->consumer)
+        events_consumer_close(app->consumer, shutdown_time_left(app), on_consumer_closed, app);
+    else if (app->outbox)
+        on_consumer_closed(app);
+    else if (app->db)
         db_pool_close(app->db, on_db_closed, app);
-    } else {
+    else
         on_db_closed(app);
-    }
 }
 
 static void on_purge_timer(uv_timer_t *t)
@@ -197,6 +214,79 @@ static int start_events(app_t *app, const db_config_t *dc)
     return 0;
 }
 
+/* A consumed record on its way through the handler. */
+typedef struct consumed {
+    events_consumer_t *consumer;
+    void *token;
+    events_consumer_done_fn done;
+} consumed_t;
+
+static void on_record_handled(void *arg, events_verdict_t verdict, const char *reason)
+{
+    consumed_t *x = arg;
+    x->done(x->consumer, x->token, (int)verdict, reason);
+    free(x);
+}
+
+/* The built-in consumer hands records to the same handler as Dapr. */
+static void on_record(void *ctx, const char *topic, const char *value, size_t len,
+                      events_consumer_t *c, void *token, events_consumer_done_fn done)
+{
+    app_t *app = ctx;
+    consumed_t *x = malloc(sizeof *x);
+    if (!x) {
+        done(c, token, EVENTS_RETRY, "out of memory");
+        return;
+    }
+    *x = (consumed_t){c, token, done};
+    events_stream_t stream = strcmp(topic, app->cfg.kafka_topic_reminders) == 0
+                                 ? EVENTS_STREAM_REMINDERS
+                                 : EVENTS_STREAM_TASKS;
+    events_handle(app->handler, stream, value, len, on_record_handled, x);
+}
+
+static const char *consumer_state(void *arg)
+{
+    const char *state = events_consumer_state(arg);
+    return strcmp(state, "consuming") == 0 ? NULL : state;
+}
+
+/* EVENTS_CONSUMER=kafka: the built-in consumer, group todo-backend. */
+static int start_consumer(app_t *app)
+{
+    const config_t *cfg = &app->cfg;
+    if (cfg->events_consumer != CONFIG_CONSUMER_KAFKA)
+        return 0;
+    if (!cfg->kafka_brokers[0]) {
+        log_warn("EVENTS_CONSUMER=kafka without KAFKA_BROKERS: nothing is consumed");
+        return 0;
+    }
+    const char *topics[] = {cfg->kafka_topic_tasks, cfg->kafka_topic_reminders, NULL};
+    events_consumer_config_t cc = {
+        .brokers = events_outbox_bootstraps(app->outbox),
+        .group_id = "todo-backend",
+        .topics = topics,
+        .dlq_topic = cfg->kafka_topic_dlq,
+        .max_attempts = cfg->events_max_attempts,
+        .security_protocol = config_kafka_protocol_name(cfg->kafka_security_protocol),
+        .sasl_mechanism = config_kafka_mechanism_name(cfg->kafka_sasl_mechanism),
+        .sasl_username = cfg->kafka_sasl_username,
+        .sasl_password = cfg->kafka_sasl_password,
+        .handle = on_record,
+        .ctx = app,
+    };
+    char err[512];
+    app->consumer = events_consumer_new(&app->loop, &cc, err, sizeof err);
+    if (!app->consumer) {
+        fprintf(stderr, "todo-backend: cannot start the Kafka consumer: %s\n", err);
+        return -1;
+    }
+    health_add_info("consumer", consumer_state, app->consumer);
+    if (metrics_add_collector(events_consumer_collect_metrics, app->consumer) != 0)
+        log_warn("metrics collector table full: consumer metrics not exported");
+    return 0;
+}
+
 /* The pool, the outbox and the tasks API, when DATABASE_URL is set. */
 static int start_database(app_t *app)
 {
@@ -238,8 +328,8 @@ static int start_database(app_t *app)
         return -1;
     }
     if (metrics_add_collector(events_handler_collect_metrics, app->handler) != 0)
-        log_warn("metrics collector table full: consumer metrics not exported");
-    return 0;
+        log_warn("metrics collector table full: handler metrics not exported");
+    return start_consumer(app);
 }
 
 static jwt_keys_t jwt_keys_from(const config_t *cfg)
@@ -416,6 +506,7 @@ int main(int argc, char **argv)
     http_server_free(app.server);
     tasks_api_free(app.tasks);
     api_dapr_free(app.dapr);
+    events_consumer_free(app.consumer);
     events_handler_free(app.handler);
     events_outbox_free(app.outbox);
     db_pool_free(app.db);

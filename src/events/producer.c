@@ -543,16 +543,35 @@ events_send_t events_producer_send(events_producer_t *p, const char *topic, cons
                                    size_t key_len, const char *value, size_t value_len,
                                    int64_t seq)
 {
+    static const char content_type[] = "application/cloudevents+json";
+    const events_header_t h = {"content-type", content_type, sizeof content_type - 1};
+    return events_producer_send_with_headers(p, topic, key, key_len, value, value_len, &h, 1,
+                                             seq);
+}
+
+events_send_t events_producer_send_with_headers(events_producer_t *p, const char *topic,
+                                                const char *key, size_t key_len,
+                                                const char *value, size_t value_len,
+                                                const events_header_t *headers,
+                                                size_t n_headers, int64_t seq)
+{
     if (p->closing || p->recreating || !p->rk)
         return EVENTS_SEND_ERROR;
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(n_headers);
+    for (size_t i = 0; i < n_headers; i++)
+        rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                            headers[i].value ? (ssize_t)headers[i].len : 0);
     /* The casts through uintptr_t drop const for librdkafka's void * slots:
-     * RD_KAFKA_MSG_F_COPY means it only reads (and copies) them. */
+     * RD_KAFKA_MSG_F_COPY means it only reads (and copies) them. On success
+     * the record owns hdrs. */
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, key_len),
-        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADER("content-type", "application/cloudevents+json", -1),
+        p->rk, RD_KAFKA_V_TOPIC(topic),
+        RD_KAFKA_V_KEY((void *)(uintptr_t)key, key ? key_len : 0),
+        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value ? value_len : 0),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
         RD_KAFKA_V_OPAQUE((void *)(intptr_t)seq), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_headers_destroy(hdrs);
     switch (e) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:
         return EVENTS_SEND_OK;

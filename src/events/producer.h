@@ -86,6 +86,23 @@ events_producer_t *events_producer_new(uv_loop_t *loop, const events_producer_co
 events_send_t events_producer_send(events_producer_t *p, const char *topic, const char *key,
                                    size_t key_len, const char *value, size_t value_len,
                                    int64_t seq);
+/* One record header: a NUL-terminated name and `len` value bytes (value NULL:
+ * a null header value). */
+typedef struct events_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} events_header_t;
+
+/* Like events_producer_send, but the record gets exactly these headers (copied,
+ * in this order; no content-type is added), and key and value may be NULL (a
+ * record without key or value, as a consumed one may be). For the consumer's
+ * dead-letter copies, which keep the original record's headers. */
+events_send_t events_producer_send_with_headers(events_producer_t *p, const char *topic,
+                                                const char *key, size_t key_len,
+                                                const char *value, size_t value_len,
+                                                const events_header_t *headers,
+                                                size_t n_headers, int64_t seq);
 /* The bootstrap address actually used (the mock cluster's when embedded), for
  * the consumer that will come later. */
 const char *events_producer_bootstraps(const events_producer_t *p);
