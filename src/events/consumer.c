@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "events/kafka.h"
 #include "events/handler.h"
 #include "events/producer.h"
 #include "ops/metrics.h"
@@ -87,8 +88,6 @@ _Static_assert(EVENTS_SUCCESS == 0 && EVENTS_RETRY == 1 && EVENTS_DROP == 2,
 #define LEAVE_GRACE_MS 2000
 #define STATS_INTERVAL "5000"
 /* The same error is logged at most once per this. */
-#define ERROR_LOG_INTERVAL_MS 10000
-#define ERROR_LOG_SLOTS 8
 /* The dead-letter producer's local queue: one record at a time, up to 1 MB. */
 #define DLQ_QUEUE_MESSAGES 16
 #define DLQ_QUEUE_KBYTES 4096
@@ -173,11 +172,7 @@ struct events_consumer {
 
     uint64_t verdicts[3], retries, dead_lettered;
     int64_t lag;
-    struct {
-        int err;
-        uint64_t last_ms;
-        unsigned suppressed;
-    } errlog[ERROR_LOG_SLOTS];
+    events_kafka_errlog_t errlog;
 };
 
 /* Lower case, as in the metrics (handler.c, with events_verdict_name, is not
@@ -189,52 +184,6 @@ static void on_work(uv_timer_t *t);
 static void on_tick(uv_timer_t *t);
 
 /* ---- logging ---- */
-
-static log_level_t map_level(int syslog_level)
-{
-    if (syslog_level <= 3)
-        return LOG_ERROR;
-    if (syslog_level == 4)
-        return LOG_WARN;
-    if (syslog_level <= 6)
-        return LOG_INFO;
-    return LOG_DEBUG;
-}
-
-/* With log.queue these run from rd_kafka_consumer_poll, on the loop thread. */
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    log_level_t l = map_level(level);
-    if (log_enabled(l))
-        log_emit(l, "kafka", LOG_STR("client", rd_kafka_name(rk)), LOG_STR("facility", fac),
-                 LOG_STR("detail", buf), LOG_END);
-}
-
-/* One line per error code per 10 s (broker errors repeat on every reconnect). */
-static void log_rate_limited(events_consumer_t *c, int err, const char *what, const char *reason)
-{
-    uint64_t now = uv_now(c->loop);
-    int slot = 0;
-    for (int i = 0; i < ERROR_LOG_SLOTS; i++) {
-        if (c->errlog[i].err == err && c->errlog[i].last_ms) {
-            slot = i;
-            break;
-        }
-        if (c->errlog[i].last_ms < c->errlog[slot].last_ms)
-            slot = i;
-    }
-    if (c->errlog[slot].err == err && c->errlog[slot].last_ms &&
-        now - c->errlog[slot].last_ms < ERROR_LOG_INTERVAL_MS) {
-        c->errlog[slot].suppressed++;
-        return;
-    }
-    unsigned suppressed = c->errlog[slot].err == err ? c->errlog[slot].suppressed : 0;
-    log_warn(what, LOG_STR("error", rd_kafka_err2name(err)), LOG_STR("reason", reason),
-             LOG_INT("suppressed", suppressed));
-    c->errlog[slot].err = err;
-    c->errlog[slot].last_ms = now ? now : 1;
-    c->errlog[slot].suppressed = 0;
-}
 
 static const char *msg_topic(const rd_kafka_message_t *m)
 {
@@ -324,7 +273,8 @@ static void set_paused(events_consumer_t *c, bool pause)
             rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(c->rk, a)
                                           : rd_kafka_resume_partitions(c->rk, a);
             if (e)
-                log_rate_limited(c, e, pause ? "kafka pause" : "kafka resume", rd_kafka_err2str(e));
+                events_kafka_log_error(&c->errlog, uv_now(c->loop),
+                                       pause ? "kafka pause" : "kafka resume", e, rd_kafka_err2str(e));
         }
         rd_kafka_topic_partition_list_destroy(a);
     }
@@ -346,7 +296,8 @@ static void maybe_commit(events_consumer_t *c)
         return;
     }
     if (e) {
-        log_rate_limited(c, e, "kafka commit failed", rd_kafka_err2str(e));
+        events_kafka_log_error(&c->errlog, uv_now(c->loop), "kafka commit failed", e,
+                               rd_kafka_err2str(e));
         c->commit_not_before = uv_now(c->loop) + COMMIT_RETRY_MS;
         return;
     }
@@ -368,7 +319,8 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         err = offsets->elems[i].err;
     if (err) {
         /* What failed is still stored: commit it again a little later. */
-        log_rate_limited(c, err, "kafka commit failed", rd_kafka_err2str(err));
+        events_kafka_log_error(&c->errlog, uv_now(c->loop), "kafka commit failed", err,
+                               rd_kafka_err2str(err));
         c->commit_dirty = true;
         c->commit_not_before = uv_now(c->loop) + COMMIT_RETRY_MS;
     }
@@ -474,8 +426,8 @@ static void dlq_failed(events_consumer_t *c, const char *why)
                  LOG_STR("topic", msg_topic(m)), LOG_INT("partition", m->partition),
                  LOG_INT("offset", m->offset));
     else
-        log_rate_limited(c, RD_KAFKA_RESP_ERR__FAIL, "kafka dead-letter produce failed again",
-                         why);
+        events_kafka_log_error(&c->errlog, uv_now(c->loop), "kafka dead-letter produce failed again",
+                               RD_KAFKA_RESP_ERR__FAIL, why);
     c->cur.phase = PHASE_DLQ_WAIT;
     uv_timer_start(&c->work, on_work, backoff_ms(c->cur.dlq_tries), 0);
 }
@@ -746,7 +698,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         c->brokers_down = true;
         log_warn("kafka consumer: brokers down");
     }
-    log_rate_limited(c, err, "kafka consumer error", reason);
+    events_kafka_log_error(&c->errlog, uv_now(c->loop), "kafka consumer error", err, reason);
 }
 
 /* Brokers up iff a real broker (node id >= 0) is UP; lag: the sum of
@@ -755,18 +707,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     events_consumer_t *c = opaque;
     json_t *root = json_loadb(json, len, 0, NULL);
-    json_t *brokers = json_object_get(root, "brokers");
-    if (json_is_object(brokers)) {
-        bool up = false;
-        const char *name;
-        json_t *b;
-        json_object_foreach(brokers, name, b) {
-            json_t *id = json_object_get(b, "nodeid");
-            const char *state = json_string_value(json_object_get(b, "state"));
-            if (json_is_integer(id) && json_integer_value(id) >= 0 && state &&
-                strcmp(state, "UP") == 0)
-                up = true;
-        }
+    int up = events_kafka_stats_brokers_up(root);
+    if (up >= 0) {
         if (up && c->brokers_down)
             log_info("kafka consumer: brokers up");
         c->brokers_down = !up;
@@ -800,7 +742,8 @@ static void take(events_consumer_t *c, rd_kafka_message_t *m)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            log_rate_limited(c, m->err, "kafka consumer error", rd_kafka_message_errstr(m));
+            events_kafka_log_error(&c->errlog, uv_now(c->loop), "kafka consumer error", m->err,
+                                   rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
         return;
     }
@@ -846,12 +789,12 @@ static void poll_close_queue(events_consumer_t *c)
             const char *fac = "", *str = "";
             int level = 6;
             if (rd_kafka_event_log(ev, &fac, &str, &level) == 0)
-                on_log(c->rk, level, fac, str);
+                events_kafka_on_log(c->rk, level, fac, str);
             break;
         }
         case RD_KAFKA_EVENT_ERROR:
-            log_rate_limited(c, rd_kafka_event_error(ev), "kafka consumer error",
-                             rd_kafka_event_error_string(ev));
+            events_kafka_log_error(&c->errlog, uv_now(c->loop), "kafka consumer error",
+                                   rd_kafka_event_error(ev), rd_kafka_event_error_string(ev));
             break;
         default:
             break;
@@ -911,7 +854,7 @@ static void close_step(events_consumer_t *c)
         if (c->cur.phase != PHASE_NONE)
             abandon(c, "close deadline passed");
         c->close_stage = CLOSE_COMMIT;
-        /* fall through */
+        __attribute__((fallthrough));
     case CLOSE_COMMIT: {
         maybe_commit(c);
         if ((c->commit_dirty || c->commit_inflight) && now < c->close_deadline)
@@ -982,25 +925,15 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- setup ---- */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
-                    size_t errlen)
-{
-    char why[256];
-    if (rd_kafka_conf_set(conf, name, value, why, sizeof why) == RD_KAFKA_CONF_OK)
-        return 0;
-    snprintf(err, errlen, "kafka consumer %s=%s: %s", name, value, why);
-    return -1;
-}
-
 static rd_kafka_t *create_consumer(events_consumer_t *c, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, events_kafka_on_log);
     /* Offsets are stored and committed by us, after the verdict; a new group
      * starts at the beginning, so nothing published before the first start is
      * missed. The local prefetch is kept small: records wait in Kafka. */
-    const char *settings[][2] = {
+    const char *const settings[][2] = {
         {"bootstrap.servers", c->brokers},
         {"group.id", c->group_id},
         {"client.id", "todo-backend"},
@@ -1014,25 +947,13 @@ static rd_kafka_t *create_consumer(events_consumer_t *c, char *err, size_t errle
         {"queued.max.messages.kbytes", "8192"},
         {"statistics.interval.ms", STATS_INTERVAL},
     };
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        if (conf_set(conf, settings[i][0], settings[i][1], err, errlen)) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    const char *auth[][2] = {
-        {"security.protocol", c->security_protocol},
-        {"sasl.mechanisms", c->sasl_mechanism},
-        {"sasl.username", c->sasl_username},
-        {"sasl.password", c->sasl_password},
-    };
-    bool sasl = c->security_protocol && strncmp(c->security_protocol, "sasl", 4) == 0;
-    for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++) {
-        if (!auth[i][1] || !auth[i][1][0] || (i > 0 && !sasl))
-            continue;
-        if (conf_set(conf, auth[i][0], auth[i][1], err, errlen)) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+    events_kafka_auth_t auth = {c->security_protocol, c->sasl_mechanism, c->sasl_username,
+                                c->sasl_password};
+    if (events_kafka_conf_all(conf, "kafka consumer", settings,
+                              sizeof settings / sizeof settings[0], err, errlen) ||
+        events_kafka_conf_auth(conf, "kafka consumer", &auth, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);

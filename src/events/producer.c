@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "events/kafka.h"
 #include "ops/metrics.h"
 
 /* seq travels in the message's opaque pointer. */
@@ -23,9 +24,6 @@ _Static_assert(sizeof(intptr_t) >= sizeof(int64_t), "seq must fit in a pointer")
 /* How long purged messages may take to come back as failed reports (fatal
  * recovery, close) before the instance is destroyed anyway. */
 #define PURGE_GRACE_MS 2000
-/* The same error_cb error is logged at most once per this. */
-#define ERROR_LOG_INTERVAL_MS 10000
-#define ERROR_LOG_SLOTS 8
 
 typedef enum brokers_state { BROKERS_STARTING, BROKERS_UP, BROKERS_DOWN } brokers_state_t;
 
@@ -54,34 +52,8 @@ struct events_producer {
     void *close_arg;
 
     uint64_t delivered, failed, resets;
-    struct {
-        int err;
-        uint64_t last_ms;
-        unsigned suppressed;
-    } errlog[ERROR_LOG_SLOTS];
+    events_kafka_errlog_t errlog;
 };
-
-/* librdkafka's syslog levels onto ours. */
-static log_level_t map_level(int syslog_level)
-{
-    if (syslog_level <= 3) /* emerg, alert, crit, err */
-        return LOG_ERROR;
-    if (syslog_level == 4)
-        return LOG_WARN;
-    if (syslog_level <= 6) /* notice, info */
-        return LOG_INFO;
-    return LOG_DEBUG;
-}
-
-/* With log.queue these run from rd_kafka_poll, on the loop thread: core/log is
- * not thread-safe. */
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    log_level_t l = map_level(level);
-    if (log_enabled(l))
-        log_emit(l, "kafka", LOG_STR("client", rd_kafka_name(rk)), LOG_STR("facility", fac),
-                 LOG_STR("detail", buf), LOG_END);
-}
 
 static void set_brokers_state(events_producer_t *p, brokers_state_t s)
 {
@@ -92,33 +64,6 @@ static void set_brokers_state(events_producer_t *p, brokers_state_t s)
     else if (s == BROKERS_DOWN)
         log_warn("kafka brokers down");
     p->brokers_state = s;
-}
-
-/* Errors are mostly transient (librdkafka reconnects by itself) and repeat on
- * every reconnect attempt: one line per error code per 10 s. */
-static void log_rate_limited(events_producer_t *p, int err, const char *reason)
-{
-    uint64_t now = uv_now(p->loop);
-    int slot = 0;
-    for (int i = 0; i < ERROR_LOG_SLOTS; i++) {
-        if (p->errlog[i].err == err && p->errlog[i].last_ms) {
-            slot = i;
-            break;
-        }
-        if (p->errlog[i].last_ms < p->errlog[slot].last_ms)
-            slot = i; /* least recently used, if err has no slot */
-    }
-    if (p->errlog[slot].err == err && p->errlog[slot].last_ms &&
-        now - p->errlog[slot].last_ms < ERROR_LOG_INTERVAL_MS) {
-        p->errlog[slot].suppressed++;
-        return;
-    }
-    unsigned suppressed = p->errlog[slot].err == err ? p->errlog[slot].suppressed : 0;
-    log_warn("kafka error", LOG_STR("error", rd_kafka_err2name(err)), LOG_STR("reason", reason),
-             LOG_INT("suppressed", suppressed));
-    p->errlog[slot].err = err;
-    p->errlog[slot].last_ms = now ? now : 1;
-    p->errlog[slot].suppressed = 0;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -138,7 +83,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         set_brokers_state(p, BROKERS_DOWN);
-    log_rate_limited(p, err, reason);
+    events_kafka_log_error(&p->errlog, uv_now(p->loop), "kafka error", err, reason);
 }
 
 /* "up" iff a real broker (node id >= 0) is UP: the bootstrap entries and the
@@ -148,21 +93,9 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     events_producer_t *p = opaque;
     json_t *root = json_loadb(json, len, 0, NULL);
-    json_t *brokers = json_object_get(root, "brokers");
-    if (json_is_object(brokers)) {
-        bool up = false;
-        const char *name;
-        json_t *b;
-        json_object_foreach(brokers, name, b) {
-            json_t *id = json_object_get(b, "nodeid");
-            const char *state = json_string_value(json_object_get(b, "state"));
-            if (json_is_integer(id) && json_integer_value(id) >= 0 && state &&
-                strcmp(state, "UP") == 0)
-                up = true;
-        }
-        if (!p->recreating)
-            set_brokers_state(p, up ? BROKERS_UP : BROKERS_DOWN);
-    }
+    int up = events_kafka_stats_brokers_up(root);
+    if (up >= 0 && !p->recreating)
+        set_brokers_state(p, up ? BROKERS_UP : BROKERS_DOWN);
     json_decref(root);
     return 0; /* librdkafka frees json */
 }
@@ -180,15 +113,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
-                    size_t errlen)
-{
-    char why[256];
-    if (rd_kafka_conf_set(conf, name, value, why, sizeof why) == RD_KAFKA_CONF_OK)
-        return 0;
-    snprintf(err, errlen, "kafka %s=%s: %s", name, value, why);
-    return -1;
-}
+#define WHO "kafka producer"
 
 /* log.queue: librdkafka's log lines go to a queue we poll instead of being
  * written from its threads. */
@@ -196,9 +121,9 @@ static rd_kafka_conf_t *base_conf(events_producer_t *p, char *err, size_t errlen
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_opaque(conf, p);
-    rd_kafka_conf_set_log_cb(conf, on_log);
-    if (conf_set(conf, "log.queue", "true", err, errlen) ||
-        conf_set(conf, "client.id", "todo-backend", err, errlen)) {
+    rd_kafka_conf_set_log_cb(conf, events_kafka_on_log);
+    if (events_kafka_conf_set(conf, WHO, "log.queue", "true", err, errlen) ||
+        events_kafka_conf_set(conf, WHO, "client.id", "todo-backend", err, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -231,7 +156,7 @@ static rd_kafka_t *create_producer(events_producer_t *p, char *err, size_t errle
     /* Idempotence implies acks=all, retries forever and at most 5 in flight
      * without reordering. murmur2_random is the Java client's partitioner, so
      * every client agrees on key -> partition. */
-    const char *settings[][2] = {
+    const char *const settings[][2] = {
         {"bootstrap.servers", p->brokers},
         {"enable.idempotence", "true"},
         {"message.timeout.ms", "0"},
@@ -241,25 +166,13 @@ static rd_kafka_t *create_producer(events_producer_t *p, char *err, size_t errle
         {"partitioner", "murmur2_random"},
         {"statistics.interval.ms", "1000"},
     };
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        if (conf_set(conf, settings[i][0], settings[i][1], err, errlen)) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    const char *auth[][2] = {
-        {"security.protocol", p->cfg.security_protocol},
-        {"sasl.mechanisms", p->cfg.sasl_mechanism},
-        {"sasl.username", p->cfg.sasl_username},
-        {"sasl.password", p->cfg.sasl_password},
-    };
-    bool sasl = p->cfg.security_protocol && strncmp(p->cfg.security_protocol, "sasl", 4) == 0;
-    for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++) {
-        if (!auth[i][1] || !auth[i][1][0] || (i > 0 && !sasl))
-            continue;
-        if (conf_set(conf, auth[i][0], auth[i][1], err, errlen)) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+    events_kafka_auth_t auth = {p->cfg.security_protocol, p->cfg.sasl_mechanism,
+                                p->cfg.sasl_username, p->cfg.sasl_password};
+    if (events_kafka_conf_all(conf, WHO, settings, sizeof settings / sizeof settings[0], err,
+                              errlen) ||
+        events_kafka_conf_auth(conf, WHO, &auth, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     /* lz4 is built into Debian's librdkafka 2.0.2; another build may lack it. */
     char ignored[256];
@@ -413,7 +326,7 @@ static void recreate_step(events_producer_t *p)
     char err[512];
     p->rk = create_producer(p, err, sizeof err);
     if (!p->rk) { /* retried on the next tick */
-        log_rate_limited(p, RD_KAFKA_RESP_ERR__FATAL, err);
+        events_kafka_log_error(&p->errlog, uv_now(p->loop), "kafka error", RD_KAFKA_RESP_ERR__FATAL, err);
         return;
     }
     p->recreating = false;
@@ -564,12 +477,21 @@ events_send_t events_producer_send_with_headers(events_producer_t *p, const char
     /* The casts through uintptr_t drop const for librdkafka's void * slots:
      * RD_KAFKA_MSG_F_COPY means it only reads (and copies) them. On success
      * the record owns hdrs. */
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic),
-        RD_KAFKA_V_KEY((void *)(uintptr_t)key, key ? key_len : 0),
-        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value ? value_len : 0),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-        RD_KAFKA_V_OPAQUE((void *)(intptr_t)seq), RD_KAFKA_V_END);
+    /* produceva rather than producev: the latter's macros are GNU statement
+     * expressions, which -Wpedantic refuses under clang. */
+    const rd_kafka_vu_t vus[] = {
+        {.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
+        {.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)(uintptr_t)key, key ? key_len : 0}},
+        {.vtype = RD_KAFKA_VTYPE_VALUE,
+         .u.mem = {(void *)(uintptr_t)value, value ? value_len : 0}},
+        {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+        {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hdrs},
+        {.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = (void *)(intptr_t)seq},
+    };
+    rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, sizeof vus / sizeof vus[0]);
+    rd_kafka_resp_err_t e = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (error)
+        rd_kafka_error_destroy(error);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_headers_destroy(hdrs);
     switch (e) {
@@ -582,7 +504,7 @@ events_send_t events_producer_send_with_headers(events_producer_t *p, const char
         p->recreating = true;
         return EVENTS_SEND_ERROR;
     default:
-        log_rate_limited(p, e, "produce");
+        events_kafka_log_error(&p->errlog, uv_now(p->loop), "kafka error", e, "produce");
         return EVENTS_SEND_ERROR;
     }
 }
