@@ -77,7 +77,7 @@ struct events_outbox {
     uint64_t latency_buckets[N_LATENCY + 1];
     double latency_sum;
     uint64_t latency_count;
-    uint64_t relayed, stuck_swept;
+    uint64_t relayed;
 
     uv_timer_t tick, relay_timer;
     int open_handles;
@@ -198,8 +198,6 @@ static void on_relay_rows(void *arg, db_status_t status, const db_result_t *res)
                 return;
             }
             o->relayed++;
-            if (o->mode == RELAY_DIRECT)
-                o->stuck_swept++;
         }
         o->cursor = seq;
     }
