@@ -191,13 +191,13 @@ static int start_events(app_t *app, const db_config_t *dc)
         .sasl_mechanism = config_kafka_mechanism_name(cfg->kafka_sasl_mechanism),
         .sasl_username = cfg->kafka_sasl_username,
         .sasl_password = cfg->kafka_sasl_password,
-        .leader_db = *dc,
+        .db = *dc,
     };
-    oc.leader_db.pool_size = 1;
-    oc.leader_db.queue_max = 4;
-    oc.leader_db.unlisted = true;
+    oc.db.pool_size = 1;
+    oc.db.queue_max = 16;
+    oc.db.unlisted = true;
     char err[512];
-    app->outbox = events_outbox_new(&app->loop, app->db, &oc, err, sizeof err);
+    app->outbox = events_outbox_new(&app->loop, &oc, err, sizeof err);
     if (!app->outbox) {
         fprintf(stderr, "todo-backend: invalid KAFKA_BROKERS or Kafka settings: %s\n", err);
         return -1;

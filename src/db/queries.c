@@ -88,12 +88,31 @@
 #define INSERT_EVENT(TP)                                                              \
     OUTBOX_INSERT("ins", "'task.created'", "ins.id", "ins.user_id", "ins.body", "NULL", TP)
 
-const db_statement_t db_leader_statements[DB_LEADER_STMT_COUNT] = {
+const db_statement_t db_outbox_statements[DB_OUTBOX_STMT_COUNT] = {
+    /* The relay: $1 after this seq, $2 only rows at least this many ms old,
+     * $3 at most this many. Answers seq, stream, key, event, age in s. */
+    [DB_OUTBOX_RELAY] = {"outbox_relay",
+                         "SELECT seq, stream, key, event,"
+                         " extract(epoch FROM clock_timestamp() - created_at)::float8"
+                         " FROM outbox WHERE seq > $1::bigint"
+                         " AND created_at <= clock_timestamp() - $2::integer * interval '1 ms'"
+                         " ORDER BY seq LIMIT $3::integer"},
+
+    /* Kafka acknowledged these ($1, a bigint array literal). */
+    [DB_OUTBOX_DELETE] = {"outbox_delete", "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"},
+
+    /* Backlog rows, age of the oldest in s, the lowest and highest seq
+     * (NULL: empty). */
+    [DB_OUTBOX_STATS] = {"outbox_stats",
+                         "SELECT count(*),"
+                         " coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8,"
+                         " min(seq), max(seq) FROM outbox"},
+
     /* $1 the backend pid that took the lock (0: none). Session-level, so
      * the lock lasts until that connection ends: the same backend still has
      * it (and is not asked again, which would stack another hold), another
      * one means a reconnection, which lost it and must try again. */
-    [DB_LEADER_TRY_LOCK] = {"leader_try_lock",
+    [DB_OUTBOX_TRY_LOCK] = {"leader_try_lock",
                             "SELECT CASE WHEN pg_backend_pid() = $1::integer THEN true"
                             " ELSE pg_try_advisory_lock(" OUTBOX_RELAY_LOCK_KEY ") END,"
                             " pg_backend_pid()"},
@@ -185,18 +204,6 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
                         " SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM del),"
                         " (SELECT seq FROM ev), (SELECT event FROM ev)"},
 
-    /* The relay: $1 after this seq, $2 only rows at least this many ms old,
-     * $3 at most this many. Answers seq, stream, key, event, age in s. */
-    [DB_OUTBOX_RELAY] = {"outbox_relay",
-                         "SELECT seq, stream, key, event,"
-                         " extract(epoch FROM clock_timestamp() - created_at)::float8"
-                         " FROM outbox WHERE seq > $1::bigint"
-                         " AND created_at <= clock_timestamp() - $2::integer * interval '1 ms'"
-                         " ORDER BY seq LIMIT $3::integer"},
-
-    /* Kafka acknowledged these ($1, a bigint array literal). */
-    [DB_OUTBOX_DELETE] = {"outbox_delete", "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"},
-
     /* A completed recurring task's times as local wall clock in its zone:
      * $1 event id, $2 due_at, $3 completed_at, $4 time zone, $5 task id.
      * Answers: event already handled, local due, local completion, the
@@ -237,13 +244,6 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
      * without them. */
     [DB_INBOX_PURGE] = {"inbox_purge",
                         "DELETE FROM inbox WHERE received_at < now() - interval '7 days'"},
-
-    /* Backlog rows, age of the oldest in s, the lowest and highest seq
-     * (NULL: empty). */
-    [DB_OUTBOX_STATS] = {"outbox_stats",
-                         "SELECT count(*),"
-                         " coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8,"
-                         " min(seq), max(seq) FROM outbox"},
 
     [DB_TASK_LIST_CREATED_ASC] = {"task_list_created_asc",
                                   TASK_LIST("t.created_at", MICROS_TEXT("t.created_at"),

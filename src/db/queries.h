@@ -17,10 +17,6 @@ typedef enum db_stmt {
     DB_TASK_UPDATE,
     DB_TASK_COMPLETE,
     DB_TASK_DELETE,
-    /* The transactional outbox (events/outbox). */
-    DB_OUTBOX_RELAY,
-    DB_OUTBOX_DELETE,
-    DB_OUTBOX_STATS,
     /* Consumed events (events/handler). */
     DB_EVENT_RECURRENCE_TIMES,
     DB_EVENT_OCCURRENCE_CREATE,
@@ -41,15 +37,20 @@ typedef enum db_stmt {
 
 extern const db_statement_t db_statements[DB_STMT_COUNT];
 
-/* The one-connection pool that holds the outbox relay's leader lock. */
-typedef enum db_leader_stmt {
-    DB_LEADER_TRY_LOCK,
-    DB_LEADER_STMT_COUNT,
-} db_leader_stmt_t;
+/* The outbox's own connection (events/outbox): its reads, deletes and the
+ * relay's leader lock never queue behind, or in front of, requests'
+ * statements in the main pool's pipelines. */
+typedef enum db_outbox_stmt {
+    DB_OUTBOX_RELAY,
+    DB_OUTBOX_DELETE,
+    DB_OUTBOX_STATS,
+    DB_OUTBOX_TRY_LOCK,
+    DB_OUTBOX_STMT_COUNT,
+} db_outbox_stmt_t;
 
 /* Any fixed number; it only has to differ from the migration lock's. */
 #define OUTBOX_RELAY_LOCK_KEY "7320116"
 
-extern const db_statement_t db_leader_statements[DB_LEADER_STMT_COUNT];
+extern const db_statement_t db_outbox_statements[DB_OUTBOX_STMT_COUNT];
 
 #endif

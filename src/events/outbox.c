@@ -46,8 +46,7 @@ typedef enum relay_mode {
 
 struct events_outbox {
     uv_loop_t *loop;
-    db_pool_t *pool;
-    db_pool_t *leader_db;
+    db_pool_t *db; /* its own connection (db/queries.h, db_outbox_statements) */
     events_producer_t *producer; /* NULL: publishing off */
     char *topics[EVENTS_STREAM_COUNT];
 
@@ -81,7 +80,7 @@ struct events_outbox {
 
     uv_timer_t tick, relay_timer;
     int open_handles;
-    bool closing, producer_closed, leader_closing, leader_closed;
+    bool closing, producer_closed, db_closing, db_closed;
     void (*closed_cb)(void *);
     void *closed_arg;
 };
@@ -235,7 +234,7 @@ static void relay_query(events_outbox_t *o)
     const char *values[3] = {cursor, grace, limit};
     o->skipped_min = INT64_MAX;
     o->relay_busy = true;
-    if (db_query(o->pool, DB_OUTBOX_RELAY, 3, values, on_relay_rows, o) != DB_OK) {
+    if (db_query(o->db, DB_OUTBOX_RELAY, 3, values, on_relay_rows, o) != DB_OK) {
         o->relay_busy = false;
         relay_backoff(o);
         arm_relay(o, o->backoff_ms);
@@ -327,7 +326,7 @@ static void flush_deletes(events_outbox_t *o)
     const char *values[1] = {o->delete_param};
     o->n_deleting = n;
     o->deleting = true;
-    if (db_query(o->pool, DB_OUTBOX_DELETE, 1, values, on_deleted, o) != DB_OK) {
+    if (db_query(o->db, DB_OUTBOX_DELETE, 1, values, on_deleted, o) != DB_OK) {
         o->deleting = false;
         o->n_deleting = 0;
         if (o->closing)
@@ -405,7 +404,7 @@ static void on_tick(uv_timer_t *t)
         return;
     if (!o->stats_busy) {
         o->stats_busy = true;
-        if (db_query(o->pool, DB_OUTBOX_STATS, 0, NULL, on_stats, o) != DB_OK)
+        if (db_query(o->db, DB_OUTBOX_STATS, 0, NULL, on_stats, o) != DB_OK)
             o->stats_busy = false;
     }
     if (!o->producer)
@@ -415,7 +414,7 @@ static void on_tick(uv_timer_t *t)
         snprintf(pid, sizeof pid, "%d", o->leader_pid);
         const char *values[1] = {pid};
         o->lock_busy = true;
-        if (db_query(o->leader_db, DB_LEADER_TRY_LOCK, 1, values, on_lock, o) != DB_OK)
+        if (db_query(o->db, DB_OUTBOX_TRY_LOCK, 1, values, on_lock, o) != DB_OK)
             o->lock_busy = false;
     }
     flush_deletes(o);
@@ -439,8 +438,8 @@ static void free_fields(events_outbox_t *o)
     free(o->delete_param);
 }
 
-events_outbox_t *events_outbox_new(uv_loop_t *loop, db_pool_t *pool,
-                                   const events_outbox_config_t *cfg, char *err, size_t errlen)
+events_outbox_t *events_outbox_new(uv_loop_t *loop, const events_outbox_config_t *cfg, char *err,
+                                   size_t errlen)
 {
     events_outbox_t *o = calloc(1, sizeof *o);
     if (!o) {
@@ -448,7 +447,6 @@ events_outbox_t *events_outbox_new(uv_loop_t *loop, db_pool_t *pool,
         return NULL;
     }
     o->loop = loop;
-    o->pool = pool;
     o->mode = RELAY_CATCHING_UP; /* until the table has been read once */
     o->bound_from_stats = true;
     o->skipped_min = INT64_MAX;
@@ -482,14 +480,12 @@ events_outbox_t *events_outbox_new(uv_loop_t *loop, db_pool_t *pool,
         o->producer = events_producer_new(loop, &pc, embedded_topics, err, errlen);
         if (!o->producer)
             goto fail;
-        o->leader_db = db_pool_new(loop, &cfg->leader_db, db_leader_statements,
-                                   DB_LEADER_STMT_COUNT, NULL, 0);
-        if (!o->leader_db) {
-            snprintf(err, errlen, "out of memory");
-            goto fail; /* exits at once: the producer's handles die with the process */
-        }
-    } else {
-        o->leader_closed = true;
+    }
+    /* The connection comes last: nothing can fail after it. */
+    o->db = db_pool_new(loop, &cfg->db, db_outbox_statements, DB_OUTBOX_STMT_COUNT, NULL, 0);
+    if (!o->db) {
+        snprintf(err, errlen, "out of memory");
+        goto fail; /* exits at once: the producer's handles die with the process */
     }
     uv_timer_init(loop, &o->tick);
     uv_timer_init(loop, &o->relay_timer);
@@ -504,8 +500,7 @@ fail:
 
 void events_outbox_start(events_outbox_t *o)
 {
-    if (o->leader_db)
-        db_pool_start(o->leader_db);
+    db_pool_start(o->db);
     uv_timer_start(&o->tick, on_tick, 0, TICK_MS);
 }
 
@@ -570,10 +565,10 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_closed(o);
 }
 
-static void on_leader_closed(void *arg)
+static void on_db_closed(void *arg)
 {
     events_outbox_t *o = arg;
-    o->leader_closed = true;
+    o->db_closed = true;
     maybe_closed(o);
 }
 
@@ -587,11 +582,11 @@ static void maybe_closed(events_outbox_t *o)
         flush_deletes(o);
     if (o->deleting || o->relay_busy || o->stats_busy)
         return;
-    if (!o->leader_closed) {
-        if (!o->leader_closing) {
+    if (!o->db_closed) {
+        if (!o->db_closing) {
             /* A lock query in flight fails as the pool closes. */
-            o->leader_closing = true;
-            db_pool_close(o->leader_db, on_leader_closed, o);
+            o->db_closing = true;
+            db_pool_close(o->db, on_db_closed, o);
         }
         return;
     }
@@ -639,7 +634,7 @@ void events_outbox_free(events_outbox_t *o)
     if (!o)
         return;
     events_producer_free(o->producer);
-    db_pool_free(o->leader_db);
+    db_pool_free(o->db);
     free_fields(o);
     free(o);
 }

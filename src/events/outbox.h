@@ -43,12 +43,16 @@ typedef struct events_outbox_config {
     const char *dlq_topic; /* created on the embedded cluster */
     int queue_max;         /* messages in the producer's local queue */
     const char *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
-    db_config_t leader_db; /* the one-connection pool holding the leader lock */
+    /* Its own one-connection pool: relay reads, deletes, statistics and the
+     * leader lock, apart from the requests' pipelines (a backlog count or
+     * a 500-row read would otherwise hold up the requests queued behind it
+     * on a shared connection). */
+    db_config_t db;
 } events_outbox_config_t;
 
 /* NULL with a one-line reason in err (bad producer configuration, memory). */
-events_outbox_t *events_outbox_new(uv_loop_t *loop, db_pool_t *pool,
-                                   const events_outbox_config_t *cfg, char *err, size_t errlen);
+events_outbox_t *events_outbox_new(uv_loop_t *loop, const events_outbox_config_t *cfg, char *err,
+                                   size_t errlen);
 void events_outbox_start(events_outbox_t *o);
 /* A write committed outbox row `seq` (decimal text) with this key and event. */
 void events_outbox_committed(events_outbox_t *o, events_stream_t stream, const char *seq,
@@ -62,8 +66,8 @@ const char *events_outbox_bootstraps(const events_outbox_t *o);
 /* ops/metrics collector. */
 int events_outbox_collect_metrics(buf_t *out, void *o);
 /* Stops relaying, lets the producer deliver what it holds for up to
- * deadline_ms, deletes what was acknowledged, releases the leader lock and
- * closes every handle; then cb. Call before the main pool closes. */
+ * deadline_ms, deletes what was acknowledged, closes its connection (which
+ * releases the leader lock) and every handle; then cb. */
 void events_outbox_close(events_outbox_t *o, int deadline_ms, void (*cb)(void *arg), void *arg);
 void events_outbox_free(events_outbox_t *o);
 
