@@ -131,6 +131,13 @@ static void handle_bulk(route_ctx_t *rc, http_request_t *req, json_t *entries)
         json_t *entry = json_array_get(entries, (size_t)i);
         json_t *id = json_object_get(entry, "entryId");
         d->entries[i].entry_id = strdup(json_is_string(id) ? json_string_value(id) : "");
+        if (!d->entries[i].entry_id) {
+            for (int j = 0; j < i; j++)
+                free(d->entries[j].entry_id);
+            free(d);
+            http_problem(req, 503, "unavailable", "out of memory");
+            return;
+        }
     }
     for (int i = 0; i < n; i++) {
         struct entry *e = &d->entries[i];
@@ -138,11 +145,9 @@ static void handle_bulk(route_ctx_t *rc, http_request_t *req, json_t *entries)
         /* A string event is a rawPayload subscription's base64 bytes: not
          * a CloudEvent this service publishes, so it cannot be handled. */
         char *text = json_is_object(event) ? json_dumps(event, JSON_COMPACT) : NULL;
-        if (!e->entry_id || !text) {
-            if (!e->entry_id)
-                e->entry_id = strdup("");
-            e->verdict = text || json_is_object(event) ? EVENTS_RETRY : EVENTS_DROP;
-            free(text);
+        if (!text) {
+            /* Not an object, or out of memory while re-encoding it. */
+            e->verdict = json_is_object(event) ? EVENTS_RETRY : EVENTS_DROP;
             continue;
         }
         d->pending++;

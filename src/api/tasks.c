@@ -540,6 +540,9 @@ static void on_statement_done(void *arg, db_status_t status, const db_result_t *
         return;
     }
     if (status != DB_OK) {
+        if (status == DB_UNAVAILABLE && c->kind != CALL_GET && c->kind != CALL_LIST &&
+            c->kind != CALL_LOOKUP)
+            events_outbox_uncertain(c->api->outbox);
         answer_db_error(req, status, res);
         call_free(c);
         return;

@@ -114,7 +114,8 @@ bool i64map_remove(i64map_t *m, int64_t key)
     return true;
 }
 
-size_t i64map_remove_if(i64map_t *m, bool (*drop)(uint64_t value, void *arg), void *arg)
+size_t i64map_remove_if(i64map_t *m, bool (*drop)(int64_t key, uint64_t value, void *arg),
+                        void *arg)
 {
     size_t removed = 0;
     /* A backward shift can move an unvisited entry into the slot just
@@ -122,7 +123,7 @@ size_t i64map_remove_if(i64map_t *m, bool (*drop)(uint64_t value, void *arg), vo
      * earlier slots of their run; those that cross the wrap come from the
      * first slots, which were visited already. */
     for (size_t i = 0; m->used && i <= m->mask; i++) {
-        while (m->used[i] && drop(m->values[i], arg)) {
+        while (m->used[i] && drop(m->keys[i], m->values[i], arg)) {
             erase_slot(m, i);
             removed++;
         }

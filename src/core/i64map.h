@@ -29,8 +29,10 @@ int i64map_put(i64map_t *m, int64_t key, uint64_t value);
 bool i64map_get(const i64map_t *m, int64_t key, uint64_t *value);
 /* True when it was present. */
 bool i64map_remove(i64map_t *m, int64_t key);
-/* Removes every entry for which drop(value, arg) is true; returns how many. */
-size_t i64map_remove_if(i64map_t *m, bool (*drop)(uint64_t value, void *arg), void *arg);
+/* Removes every entry for which drop(key, value, arg) is true; returns how
+ * many. */
+size_t i64map_remove_if(i64map_t *m, bool (*drop)(int64_t key, uint64_t value, void *arg),
+                        void *arg);
 void i64map_clear(i64map_t *m);
 
 #endif

@@ -98,6 +98,13 @@ const db_statement_t db_outbox_statements[DB_OUTBOX_STMT_COUNT] = {
                          " AND created_at <= clock_timestamp() - $2::integer * interval '1 ms'"
                          " ORDER BY seq LIMIT $3::integer"},
 
+    /* A follower's own waiting rows: $1 a bigint array literal. Answers
+     * as outbox_relay, in seq order. */
+    [DB_OUTBOX_READ_SEQS] = {"outbox_read_seqs",
+                             "SELECT seq, stream, key, event,"
+                             " extract(epoch FROM clock_timestamp() - created_at)::float8"
+                             " FROM outbox WHERE seq = ANY($1::bigint[]) ORDER BY seq"},
+
     /* Kafka acknowledged these ($1, a bigint array literal). */
     [DB_OUTBOX_DELETE] = {"outbox_delete", "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"},
 

@@ -42,6 +42,7 @@ extern const db_statement_t db_statements[DB_STMT_COUNT];
  * statements in the main pool's pipelines. */
 typedef enum db_outbox_stmt {
     DB_OUTBOX_RELAY,
+    DB_OUTBOX_READ_SEQS,
     DB_OUTBOX_DELETE,
     DB_OUTBOX_STATS,
     DB_OUTBOX_TRY_LOCK,

@@ -17,6 +17,7 @@
 #include "core/timeparse.h"
 #include "db/queries.h"
 #include "domain/rrule.h"
+#include "http/request.h"
 #include "ops/metrics.h"
 
 #define EVENT_ID_MAX 128
@@ -64,15 +65,19 @@ static void finish(handling_t *x, events_verdict_t verdict, const char *reason)
 static void finish_db_error(handling_t *x, db_status_t status, const db_result_t *res)
 {
     if (status == DB_UNAVAILABLE) {
+        events_outbox_uncertain(x->h->outbox); /* the occurrence may have committed */
         finish(x, EVENTS_RETRY, "database unavailable");
         return;
     }
     const char *state = db_result_sqlstate(res);
     char reason[256];
     snprintf(reason, sizeof reason, "database error %s: %s", state, db_result_message(res));
-    /* Class 22: a value in the event PostgreSQL cannot take (a bad zone,
-     * an impossible date). Retrying would fail the same way. */
-    finish(x, strncmp(state, "22", 2) == 0 ? EVENTS_DROP : EVENTS_RETRY, reason);
+    /* Classes 22 and 23: a value in the event PostgreSQL cannot take (a
+     * bad zone, an impossible date, a missing title): retrying would fail
+     * the same way. The rest (timeouts, conflicts, lost connections) may
+     * pass next time. */
+    bool bad_event = strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0;
+    finish(x, bad_event ? EVENTS_DROP : EVENTS_RETRY, reason);
 }
 
 static void on_occurrence_created(void *arg, db_status_t status, const db_result_t *res)
@@ -290,8 +295,9 @@ void events_handle(events_handler_t *h, events_stream_t stream, const char *even
         return;
     }
     snprintf(x->event_id, sizeof x->event_id, "%s", string_member(doc, "id"));
+    /* Carried into the new occurrence's event only when well-formed. */
     const char *tp = string_member(doc, "traceparent");
-    if (tp && strlen(tp) == TRACEPARENT_MAX)
+    if (tp && strlen(tp) == TRACEPARENT_MAX && http_traceparent_valid(tp, TRACEPARENT_MAX))
         memcpy(x->traceparent, tp, TRACEPARENT_MAX + 1);
     const char *type = string_member(doc, "type");
     if (strcmp(type, "task.completed") == 0)

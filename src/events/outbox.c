@@ -21,9 +21,12 @@
 #define DELETE_BATCH 1000
 /* Statistics, the leader check and the relay's sweep run this often. */
 #define TICK_MS 1000
-/* A row this old that this process does not hold is stuck (its writer
- * crashed, or could not hand it over): the leader's sweep sends it. */
-#define SWEEP_GRACE_MS 5000
+/* A row this old that this process does not hold is stuck: its writer
+ * crashed (a live one sends its own rows, even after a broker outage, and
+ * does so well within this). The leader's sweep sends it. Shorter would
+ * have the leader race live processes over their rows after an outage;
+ * longer delays a crashed process's last events. */
+#define SWEEP_GRACE_MS 60000
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 /* held's value for a row Kafka acknowledged, whose delete is pending
@@ -31,6 +34,9 @@
 #define ACKED 0
 /* The producer's byte bound; the message bound comes from the config. */
 #define QUEUE_MAX_KBYTES (32 * 1024)
+/* A follower's own waiting rows it remembers (8 bytes each, touched only
+ * when used); past it, the leader's sweep sends the rest. */
+#define OWN_MAX 65536
 
 static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                         0.5,   1,      2.5,   5,    10,    30,    60};
@@ -57,11 +63,14 @@ struct events_outbox {
     bool deleting;
 
     relay_mode_t mode;
-    /* While catching up without the lock: direct again once every row up
-     * to here is gone from the table (the leader sent it). */
-    int64_t catch_up_bound;
-    bool bound_from_stats;     /* take the table's max seq into the bound */
-    int64_t skipped_min;       /* lowest seq that waited since the relay's last read */
+    /* Catching up, the leader reads the whole table (relay passes); the
+     * others send their own rows that waited (`own`), in seq order. */
+    int64_t skipped_min;  /* lowest seq that waited since the last read was sent */
+    bool pass_from_zero;  /* the next relay read starts at seq 0 */
+    int64_t *own;         /* this process's rows that are neither held nor sent */
+    size_t n_own, own_asked;
+    bool own_busy, own_overflow;
+    char *own_param;      /* "{1,2,...}" */
     bool leader;
     int leader_pid;
     bool lock_busy;
@@ -112,12 +121,18 @@ static void relay_backoff(events_outbox_t *o)
         o->backoff_ms = BACKOFF_MAX_MS;
 }
 
+static void own_relay(events_outbox_t *o);
+
 static void on_relay_timer(uv_timer_t *t)
 {
     events_outbox_t *o = t->data;
     o->relay_waiting = false;
-    if (!o->closing && o->leader && !o->relay_busy)
+    if (o->closing || o->relay_busy || o->own_busy)
+        return;
+    if (o->leader)
         relay_query(o);
+    else if (o->mode == RELAY_CATCHING_UP)
+        own_relay(o);
 }
 
 static void arm_relay(events_outbox_t *o, int delay_ms)
@@ -126,23 +141,44 @@ static void arm_relay(events_outbox_t *o, int delay_ms)
     uv_timer_start(&o->relay_timer, on_relay_timer, (uint64_t)delay_ms, 0);
 }
 
-/* Row seq (0: none in particular) could not go out at commit. */
+/* This process's row seq is neither held nor sent: it goes out with the
+ * catch-up. When the list is full, the leader's sweep sends it later. */
+static void own_add(events_outbox_t *o, int64_t seq)
+{
+    if (seq <= 0 || o->leader) /* the leader's passes read the whole table */
+        return;
+    if (o->n_own < OWN_MAX) {
+        o->own[o->n_own++] = seq;
+    } else if (!o->own_overflow) {
+        o->own_overflow = true;
+        log_warn("outbox: too many rows waiting here; the leader's sweep will send the rest",
+                 LOG_INT("from_seq", (long long)seq));
+    }
+}
+
+/* Row seq (0: none in particular) could not go out at commit, or came back
+ * undelivered: nothing newer goes out directly until it has. */
 static void enter_catch_up(events_outbox_t *o, int64_t seq, const char *why)
 {
-    if (seq > o->catch_up_bound)
-        o->catch_up_bound = seq;
     if (seq > 0 && seq < o->skipped_min)
         o->skipped_min = seq;
+    own_add(o, seq);
     if (o->mode == RELAY_CATCHING_UP)
         return;
     o->mode = RELAY_CATCHING_UP;
-    o->bound_from_stats = true;
-    log_info("outbox: catching up from the table", LOG_STR("reason", why),
-             LOG_BOOL("leader", o->leader));
-    if (o->leader && !o->relay_busy && !o->relay_waiting) {
-        o->cursor = 0;
+    o->pass_from_zero = true;
+    log_info("outbox: catching up", LOG_STR("reason", why), LOG_BOOL("leader", o->leader));
+    if (!o->relay_busy && !o->own_busy && !o->relay_waiting)
         arm_relay(o, BACKOFF_MIN_MS);
-    }
+}
+
+static void leave_catch_up(events_outbox_t *o)
+{
+    o->mode = RELAY_DIRECT;
+    o->n_own = 0;
+    o->own_overflow = false;
+    o->skipped_min = INT64_MAX;
+    log_info("outbox: caught up; hand-offs resume");
 }
 
 void events_outbox_committed(events_outbox_t *o, events_stream_t stream, const char *seq_text,
@@ -157,11 +193,18 @@ void events_outbox_committed(events_outbox_t *o, events_stream_t stream, const c
     }
     if (i64map_get(&o->held, seq, NULL))
         return; /* the relay's sweep got there first */
-    if (!send_row(o, stream, seq, key, event, event_len, uv_hrtime())) {
+    if (!send_row(o, stream, seq, key, event, event_len, uv_hrtime()))
         enter_catch_up(o, seq, "producer queue full");
-        if (o->leader)
-            arm_relay(o, BACKOFF_MIN_MS);
-    }
+}
+
+void events_outbox_uncertain(events_outbox_t *o)
+{
+    if (!o || !o->producer || o->closing || !o->leader)
+        return;
+    /* A row may have committed unseen: the leader reads the table again
+     * before the next hand-off. (Elsewhere the leader's sweep finds it.) */
+    o->mode = RELAY_DIRECT;
+    enter_catch_up(o, 0, "a write's outcome is unknown");
 }
 
 /* ---- relay ---------------------------------------------------------------- */
@@ -201,25 +244,20 @@ static void on_relay_rows(void *arg, db_status_t status, const db_result_t *res)
         o->cursor = seq;
     }
     o->backoff_ms = 0;
-    if (rows == RELAY_BATCH) {
+    /* Read on: the table has more, or a commit waited while this read ran
+     * (maybe below the cursor: a seq is taken before its commit), or the
+     * pass must start over. Under steady writes this repeats, and the
+     * relay carries every event until a read sees no commit wait. */
+    if (rows == RELAY_BATCH || o->skipped_min != INT64_MAX || o->pass_from_zero) {
         relay_query(o);
         return;
     }
-    /* The pass reached the end of the table. */
     if (o->mode == RELAY_CATCHING_UP) {
-        if (o->skipped_min != INT64_MAX) {
-            /* Commits waited while it read, maybe below the cursor (a seq
-             * is taken before its commit): read again from the lowest.
-             * Under steady writes this repeats, and the relay carries
-             * every event until a read sees no commit wait. */
-            if (o->skipped_min - 1 < o->cursor)
-                o->cursor = o->skipped_min - 1;
-            relay_query(o);
+        if (o->grace_ms != 0) {
+            relay_query(o); /* a sweep's read, which skips young rows, ends no catch-up */
             return;
         }
-        o->mode = RELAY_DIRECT;
-        o->catch_up_bound = 0;
-        log_info("outbox: caught up; hand-offs resume");
+        leave_catch_up(o);
     }
     o->cursor = 0;
 }
@@ -227,6 +265,14 @@ static void on_relay_rows(void *arg, db_status_t status, const db_result_t *res)
 static void relay_query(events_outbox_t *o)
 {
     char cursor[24], grace[16], limit[16];
+    if (o->pass_from_zero) {
+        o->cursor = 0;
+        o->pass_from_zero = false;
+    }
+    /* Rows that waited before this read are visible to it: start low
+     * enough to see them. */
+    if (o->skipped_min != INT64_MAX && o->skipped_min - 1 < o->cursor)
+        o->cursor = o->skipped_min - 1;
     o->grace_ms = o->mode == RELAY_CATCHING_UP ? 0 : SWEEP_GRACE_MS;
     snprintf(cursor, sizeof cursor, "%" PRId64, o->cursor);
     snprintf(grace, sizeof grace, "%d", o->grace_ms);
@@ -236,6 +282,95 @@ static void relay_query(events_outbox_t *o)
     o->relay_busy = true;
     if (db_query(o->db, DB_OUTBOX_RELAY, 3, values, on_relay_rows, o) != DB_OK) {
         o->relay_busy = false;
+        relay_backoff(o);
+        arm_relay(o, o->backoff_ms);
+    }
+}
+
+/* ---- a follower's catch-up: its own rows, in seq order ------------------- */
+
+static int cmp_seq(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void on_own_rows(void *arg, db_status_t status, const db_result_t *res)
+{
+    events_outbox_t *o = arg;
+    o->own_busy = false;
+    if (o->closing) {
+        maybe_closed(o);
+        return;
+    }
+    if (o->leader) {
+        arm_relay(o, 0); /* became leader meanwhile: the table pass covers all */
+        return;
+    }
+    if (status != DB_OK) {
+        relay_backoff(o);
+        arm_relay(o, o->backoff_ms);
+        return;
+    }
+    /* The rows asked for were own[0..own_asked), in order; an absent one
+     * was sent (and deleted) by the leader's sweep meanwhile. */
+    int rows = db_result_rows(res);
+    int64_t stopped_at = INT64_MAX; /* the first row the producer had no room for */
+    uint64_t now = uv_hrtime();
+    for (int i = 0; i < rows; i++) {
+        int64_t seq = strtoll(db_result_value(res, i, 0), NULL, 10);
+        if (i64map_get(&o->held, seq, NULL))
+            continue;
+        events_stream_t stream = strcmp(db_result_value(res, i, 1), "reminders") == 0
+                                     ? EVENTS_STREAM_REMINDERS
+                                     : EVENTS_STREAM_TASKS;
+        double age = strtod(db_result_value(res, i, 4), NULL);
+        uint64_t age_ns = age > 0 ? (uint64_t)(age * 1e9) : 0;
+        if (!send_row(o, stream, seq, db_result_value(res, i, 2), db_result_value(res, i, 3),
+                      db_result_length(res, i, 3), age_ns < now ? now - age_ns : 1)) {
+            stopped_at = seq;
+            break;
+        }
+        o->relayed++;
+    }
+    /* Keep what was not asked for (it waited during the read) and what
+     * did not fit. */
+    size_t keep = 0;
+    for (size_t i = 0; i < o->n_own; i++)
+        if (i >= o->own_asked || o->own[i] >= stopped_at)
+            o->own[keep++] = o->own[i];
+    o->n_own = keep;
+    if (stopped_at != INT64_MAX) {
+        relay_backoff(o);
+        arm_relay(o, o->backoff_ms);
+        return;
+    }
+    o->backoff_ms = 0;
+    if (o->n_own > 0)
+        own_relay(o);
+    else
+        leave_catch_up(o);
+}
+
+static void own_relay(events_outbox_t *o)
+{
+    if (o->n_own == 0) {
+        leave_catch_up(o);
+        return;
+    }
+    qsort(o->own, o->n_own, sizeof *o->own, cmp_seq);
+    size_t n = o->n_own < DELETE_BATCH ? o->n_own : DELETE_BATCH;
+    char *p = o->own_param;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s%" PRId64, i ? "," : "", o->own[i]);
+    *p++ = '}';
+    *p = '\0';
+    const char *values[1] = {o->own_param};
+    o->own_asked = n;
+    o->own_busy = true;
+    if (db_query(o->db, DB_OUTBOX_READ_SEQS, 1, values, on_own_rows, o) != DB_OK) {
+        o->own_busy = false;
         relay_backoff(o);
         arm_relay(o, o->backoff_ms);
     }
@@ -273,19 +408,25 @@ static void on_delivery(void *ctx, int64_t seq, bool delivered, const char *erro
     flush_deletes(o);
 }
 
-static bool not_acked(uint64_t value, void *arg)
+/* A purged row is this process's to send again. */
+static bool drop_unacked(int64_t seq, uint64_t value, void *arg)
 {
-    (void)arg;
-    return value != ACKED;
+    if (value == ACKED)
+        return false;
+    own_add(arg, seq);
+    return true;
 }
 
 static void on_reset(void *ctx)
 {
     events_outbox_t *o = ctx;
-    size_t lost = i64map_remove_if(&o->held, not_acked, NULL);
-    log_warn("outbox: producer recreated; unacknowledged rows will be relayed",
+    /* Reports for purged rows normally came first (as failures); any left
+     * in held are gone without one. */
+    size_t lost = i64map_remove_if(&o->held, drop_unacked, o);
+    log_warn("outbox: producer recreated; unacknowledged rows will be sent again",
              LOG_INT("rows", (long long)lost));
     enter_catch_up(o, 0, "producer recreated");
+    o->pass_from_zero = true;
 }
 
 static void on_deleted(void *arg, db_status_t status, const db_result_t *res)
@@ -348,24 +489,6 @@ static void on_stats(void *arg, db_status_t status, const db_result_t *res)
         return;
     o->backlog = strtoll(db_result_value(res, 0, 0), NULL, 10);
     o->oldest_age_s = strtod(db_result_value(res, 0, 1), NULL);
-    bool empty = db_result_is_null(res, 0, 2);
-    int64_t min_seq = empty ? 0 : strtoll(db_result_value(res, 0, 2), NULL, 10);
-    int64_t max_seq = empty ? 0 : strtoll(db_result_value(res, 0, 3), NULL, 10);
-    if (o->mode != RELAY_CATCHING_UP || o->leader)
-        return;
-    if (o->bound_from_stats) {
-        /* Anything in the table now may be older than the row that
-         * waited; next time, see whether the leader has sent it all. */
-        if (max_seq > o->catch_up_bound)
-            o->catch_up_bound = max_seq;
-        o->bound_from_stats = false;
-        return;
-    }
-    if (empty || min_seq > o->catch_up_bound) {
-        o->mode = RELAY_DIRECT;
-        o->catch_up_bound = 0;
-        log_info("outbox: the leader relayed the backlog; hand-offs resume");
-    }
 }
 
 static void on_lock(void *arg, db_status_t status, const db_result_t *res)
@@ -386,8 +509,8 @@ static void on_lock(void *arg, db_status_t status, const db_result_t *res)
         o->leader_pid = pid;
         log_info("outbox: relay leader", LOG_INT("backend_pid", pid));
         enter_catch_up(o, 0, "became leader");
-        o->cursor = 0;
-        if (!o->relay_busy)
+        o->pass_from_zero = true;
+        if (!o->relay_busy && !o->own_busy)
             arm_relay(o, 0);
     } else if (!held && o->leader) {
         o->leader = false;
@@ -420,10 +543,14 @@ static void on_tick(uv_timer_t *t)
     flush_deletes(o);
     /* Direct: the sweep, for rows older than the grace that nobody here
      * holds. Catching up: a pass, in case none is under way. */
-    if (o->leader && !o->relay_busy && !o->relay_waiting) {
+    if (o->relay_busy || o->own_busy || o->relay_waiting)
+        return;
+    if (o->leader) {
         if (o->mode == RELAY_DIRECT)
             o->cursor = 0;
         relay_query(o);
+    } else if (o->mode == RELAY_CATCHING_UP) {
+        own_relay(o);
     }
 }
 
@@ -435,7 +562,9 @@ static void free_fields(events_outbox_t *o)
         free(o->topics[i]);
     i64map_free(&o->held);
     free(o->acked);
+    free(o->own);
     free(o->delete_param);
+    free(o->own_param);
 }
 
 events_outbox_t *events_outbox_new(uv_loop_t *loop, const events_outbox_config_t *cfg, char *err,
@@ -447,15 +576,19 @@ events_outbox_t *events_outbox_new(uv_loop_t *loop, const events_outbox_config_t
         return NULL;
     }
     o->loop = loop;
-    o->mode = RELAY_CATCHING_UP; /* until the table has been read once */
-    o->bound_from_stats = true;
+    /* Direct from the start: a leader first reads the table (and waits
+     * for nothing else), a follower has nothing of its own waiting yet. */
+    o->mode = RELAY_DIRECT;
     o->skipped_min = INT64_MAX;
     for (int i = 0; i < EVENTS_STREAM_COUNT; i++)
         o->topics[i] = strdup(cfg->topics[i]);
     size_t held_max = (size_t)cfg->queue_max * 2;
     o->acked = calloc(held_max, sizeof *o->acked);
+    o->own = calloc(OWN_MAX, sizeof *o->own);
     o->delete_param = malloc(DELETE_BATCH * 21 + 3);
-    if (!o->topics[0] || !o->topics[1] || !o->acked || !o->delete_param ||
+    o->own_param = malloc(DELETE_BATCH * 21 + 3);
+    if (!o->topics[0] || !o->topics[1] || !o->acked || !o->own || !o->delete_param ||
+        !o->own_param ||
         i64map_init(&o->held, held_max) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -580,7 +713,7 @@ static void maybe_closed(events_outbox_t *o)
         return;
     if (o->n_acked > 0 && !o->deleting)
         flush_deletes(o);
-    if (o->deleting || o->relay_busy || o->stats_busy)
+    if (o->deleting || o->relay_busy || o->own_busy || o->stats_busy)
         return;
     if (!o->db_closed) {
         if (!o->db_closing) {

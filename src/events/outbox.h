@@ -57,6 +57,10 @@ void events_outbox_start(events_outbox_t *o);
 /* A write committed outbox row `seq` (decimal text) with this key and event. */
 void events_outbox_committed(events_outbox_t *o, events_stream_t stream, const char *seq,
                              const char *key, const char *event, size_t event_len);
+/* A write's outcome is unknown (its connection died): its row may have
+ * committed without being handed over, so the leader reads the table
+ * before its next hand-off. */
+void events_outbox_uncertain(events_outbox_t *o);
 /* /readyz entry (never makes the service unready: the outbox absorbs a
  * Kafka outage): NULL when a broker is connected, else a word. */
 const char *events_outbox_kafka_state(void *o);

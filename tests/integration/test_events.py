@@ -838,6 +838,53 @@ def test_one_relay_leader_and_failover(pg, start_events_server, tasks_topic):
     wait_created(tasks_topic, [user], ids, other, timeout=EVENT_WAIT)
 
 
+def test_follower_catches_up_its_own_rows_in_order(pg, start_events_server, kafka_broker,
+                                                   tasks_topic):
+    """A process that is not the relay leader and cannot hand its commits
+    over (broker down, a local queue of 10) sends its own waiting rows
+    itself once it can, in seq order: every version of every task arrives,
+    each task's versions in increasing order, and the follower resumes
+    direct hand-offs."""
+    a = start_events_server(pg)
+    assert poll(lambda: metric_value(a, "todo_outbox_relay_leader") == 1, timeout=30,
+                interval=0.5), diagnostics(a)
+    follower = start_events_server(pg, KAFKA_QUEUE_MAX=10)
+    wait_kafka_ok(follower)
+    assert metric_value(follower, "todo_outbox_relay_leader") == 0, diagnostics(follower)
+    user = new_user("follow")
+    api = TasksClient(follower, user, pg)
+    ids = [api.create_ok(title=f"t{i}")["id"] for i in range(4)]
+    kafka_broker.stop()
+    try:
+        for round_ in range(15):
+            for tid in ids:
+                r = api.patch(tid, {"title": f"t{tid} r{round_}"})
+                assert r.status == 200, r
+    finally:
+        kafka_broker.start()
+    want = {(tid, v) for tid in ids for v in range(2, 17)}
+
+    def versions_seen(_r=None):
+        return {(e["data"]["task"]["id"], e["data"]["task"]["version"])
+                for e in user_events(tasks_topic, user) if e["type"] == "task.updated"}
+
+    tasks_topic.wait(lambda _r: want <= versions_seen(), timeout=AFTER_OUTAGE_WAIT)
+    missing = sorted(want - versions_seen())
+    assert not missing, f"{len(missing)} updates never arrived (first {missing[:5]}); " \
+                        f"{diagnostics(follower)}"
+    for tid in ids:
+        seen = [e["data"]["task"]["version"] for e in dedup(user_events(tasks_topic, user))
+                if e["data"]["task"]["id"] == tid]
+        assert seen == sorted(seen), f"task {tid}: versions out of order {seen}"
+    # the follower sent them itself (its queue held 10 of the 60)
+    assert metric_value(follower, "todo_outbox_relayed_total") >= 50, diagnostics(follower)
+    # and it hands off directly again: the next write's event comes at once
+    ids.append(api.create_ok(title="after")["id"])
+    wait_created(tasks_topic, [user], ids, follower, timeout=EVENT_WAIT)
+    assert poll(lambda: metric_value(follower, "todo_outbox_backlog") == 0, timeout=60,
+                interval=0.5), diagnostics(follower)
+
+
 # --------------------------------------------------------------------------
 # 9, 10. embedded and disabled
 # --------------------------------------------------------------------------

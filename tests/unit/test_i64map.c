@@ -39,9 +39,10 @@ static void test_bounded(void)
     i64map_free(&m);
 }
 
-static bool drop_odd(uint64_t value, void *arg)
+static bool drop_odd(int64_t key, uint64_t value, void *arg)
 {
-    (void)arg;
+    CHECK_INT_EQ((long long)key, (long long)value * 3); /* the key comes with its value */
+    (*(int *)arg)++;
     return value % 2 == 1;
 }
 
@@ -51,7 +52,9 @@ static void test_remove_if(void)
     CHECK_INT_EQ(i64map_init(&m, 5000), 0);
     for (int64_t k = 0; k < 5000; k++)
         CHECK_INT_EQ(i64map_put(&m, k * 3, (uint64_t)k), 0);
-    CHECK_INT_EQ((long long)i64map_remove_if(&m, drop_odd, NULL), 2500);
+    int seen = 0;
+    CHECK_INT_EQ((long long)i64map_remove_if(&m, drop_odd, &seen), 2500);
+    CHECK(seen >= 5000); /* every entry looked at (moved ones again) */
     CHECK_INT_EQ((long long)m.count, 2500);
     for (int64_t k = 0; k < 5000; k++)
         CHECK(i64map_get(&m, k * 3, NULL) == (k % 2 == 0));
