@@ -108,12 +108,14 @@ const db_statement_t db_outbox_statements[DB_OUTBOX_STMT_COUNT] = {
     /* Kafka acknowledged these ($1, a bigint array literal). */
     [DB_OUTBOX_DELETE] = {"outbox_delete", "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"},
 
-    /* Backlog rows, age of the oldest in s, the lowest and highest seq
-     * (NULL: empty). */
+    /* Backlog rows (only when $1 is true: counting scans the table), age
+     * of the oldest in s, the lowest and highest seq (NULL: empty). The
+     * rest are index lookups. */
     [DB_OUTBOX_STATS] = {"outbox_stats",
-                         "SELECT count(*),"
-                         " coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8,"
-                         " min(seq), max(seq) FROM outbox"},
+                         "SELECT CASE WHEN $1::boolean THEN (SELECT count(*) FROM outbox) END,"
+                         " coalesce(extract(epoch FROM clock_timestamp() -"
+                         " (SELECT created_at FROM outbox ORDER BY seq LIMIT 1)), 0)::float8,"
+                         " (SELECT min(seq) FROM outbox), (SELECT max(seq) FROM outbox)"},
 
     /* $1 the backend pid that took the lock (0: none). Session-level, so
      * the lock lasts until that connection ends: the same backend still has

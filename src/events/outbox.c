@@ -34,6 +34,7 @@
 #define ACKED 0
 /* The producer's byte bound; the message bound comes from the config. */
 #define QUEUE_MAX_KBYTES (32 * 1024)
+#define STATS_COUNT_EVERY_TICK_BELOW 10000
 /* A follower's own waiting rows it remembers (8 bytes each, touched only
  * when used); past it, the leader's sweep sends the rest. */
 #define OWN_MAX 65536
@@ -81,6 +82,7 @@ struct events_outbox {
     bool stats_busy;
 
     long long backlog;
+    int ticks_since_count;
     double oldest_age_s;
     uint64_t latency_buckets[N_LATENCY + 1];
     double latency_sum;
@@ -487,7 +489,10 @@ static void on_stats(void *arg, db_status_t status, const db_result_t *res)
     }
     if (status != DB_OK)
         return;
-    o->backlog = strtoll(db_result_value(res, 0, 0), NULL, 10);
+    if (!db_result_is_null(res, 0, 0))
+        o->backlog = strtoll(db_result_value(res, 0, 0), NULL, 10);
+    else if (db_result_is_null(res, 0, 2))
+        o->backlog = 0; /* not counted, but empty */
     o->oldest_age_s = strtod(db_result_value(res, 0, 1), NULL);
 }
 
@@ -526,8 +531,14 @@ static void on_tick(uv_timer_t *t)
     if (o->closing)
         return;
     if (!o->stats_busy) {
+        /* A large backlog is counted every 10 s only: counting it scans
+         * the table, and PostgreSQL's CPU is the requests'. */
+        bool count = o->backlog < STATS_COUNT_EVERY_TICK_BELOW || ++o->ticks_since_count >= 10;
+        const char *values[1] = {count ? "true" : "false"};
+        if (count)
+            o->ticks_since_count = 0;
         o->stats_busy = true;
-        if (db_query(o->db, DB_OUTBOX_STATS, 0, NULL, on_stats, o) != DB_OK)
+        if (db_query(o->db, DB_OUTBOX_STATS, 1, values, on_stats, o) != DB_OK)
             o->stats_busy = false;
     }
     if (!o->producer)
@@ -655,7 +666,8 @@ int events_outbox_collect_metrics(buf_t *out, void *arg)
 {
     events_outbox_t *o = arg;
     int rc = metrics_write_gauge(out, "todo_outbox_backlog",
-                                 "Outbox rows not yet acknowledged by Kafka (checked every second)",
+                                 "Outbox rows not yet acknowledged by Kafka (counted every second, "
+                                 "every 10 s above 10000)",
                                  (double)o->backlog);
     rc = rc ? rc
             : metrics_write_gauge(out, "todo_outbox_oldest_age_seconds",
