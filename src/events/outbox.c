@@ -116,6 +116,33 @@ static bool send_row(events_outbox_t *o, events_stream_t stream, int64_t seq, co
     return true;
 }
 
+/* Row i of a relay read (seq, stream, key, event, age in s), sent as if
+ * handed over when it was created. */
+static bool send_result_row(events_outbox_t *o, const db_result_t *res, int i, int64_t seq,
+                            uint64_t now)
+{
+    events_stream_t stream = strcmp(db_result_value(res, i, 1), "reminders") == 0
+                                 ? EVENTS_STREAM_REMINDERS
+                                 : EVENTS_STREAM_TASKS;
+    double age = strtod(db_result_value(res, i, 4), NULL);
+    uint64_t age_ns = age > 0 ? (uint64_t)(age * 1e9) : 0;
+    if (!send_row(o, stream, seq, db_result_value(res, i, 2), db_result_value(res, i, 3),
+                  db_result_length(res, i, 3), age_ns < now ? now - age_ns : 1))
+        return false;
+    o->relayed++;
+    return true;
+}
+
+/* "{1,2,3}": a bigint[] parameter; out holds 21 bytes a seq, plus 3. */
+static void format_seqs(char *out, const int64_t *seqs, size_t n)
+{
+    *out++ = '{';
+    for (size_t i = 0; i < n; i++)
+        out += sprintf(out, "%s%" PRId64, i ? "," : "", seqs[i]);
+    *out++ = '}';
+    *out = '\0';
+}
+
 static void relay_backoff(events_outbox_t *o)
 {
     o->backoff_ms = o->backoff_ms ? o->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -229,19 +256,12 @@ static void on_relay_rows(void *arg, db_status_t status, const db_result_t *res)
     for (int i = 0; i < rows; i++) {
         int64_t seq = strtoll(db_result_value(res, i, 0), NULL, 10);
         if (!i64map_get(&o->held, seq, NULL)) {
-            events_stream_t stream = strcmp(db_result_value(res, i, 1), "reminders") == 0
-                                         ? EVENTS_STREAM_REMINDERS
-                                         : EVENTS_STREAM_TASKS;
-            double age = strtod(db_result_value(res, i, 4), NULL);
-            uint64_t age_ns = age > 0 ? (uint64_t)(age * 1e9) : 0;
-            if (!send_row(o, stream, seq, db_result_value(res, i, 2), db_result_value(res, i, 3),
-                          db_result_length(res, i, 3), age_ns < now ? now - age_ns : 1)) {
+            if (!send_result_row(o, res, i, seq, now)) {
                 /* Local queue full: this row and the rest wait. */
                 relay_backoff(o);
                 arm_relay(o, o->backoff_ms);
                 return;
             }
-            o->relayed++;
         }
         o->cursor = seq;
     }
@@ -323,17 +343,10 @@ static void on_own_rows(void *arg, db_status_t status, const db_result_t *res)
         int64_t seq = strtoll(db_result_value(res, i, 0), NULL, 10);
         if (i64map_get(&o->held, seq, NULL))
             continue;
-        events_stream_t stream = strcmp(db_result_value(res, i, 1), "reminders") == 0
-                                     ? EVENTS_STREAM_REMINDERS
-                                     : EVENTS_STREAM_TASKS;
-        double age = strtod(db_result_value(res, i, 4), NULL);
-        uint64_t age_ns = age > 0 ? (uint64_t)(age * 1e9) : 0;
-        if (!send_row(o, stream, seq, db_result_value(res, i, 2), db_result_value(res, i, 3),
-                      db_result_length(res, i, 3), age_ns < now ? now - age_ns : 1)) {
+        if (!send_result_row(o, res, i, seq, now)) {
             stopped_at = seq;
             break;
         }
-        o->relayed++;
     }
     /* Keep what was not asked for (it waited during the read) and what
      * did not fit. */
@@ -362,12 +375,7 @@ static void own_relay(events_outbox_t *o)
     }
     qsort(o->own, o->n_own, sizeof *o->own, cmp_seq);
     size_t n = o->n_own < DELETE_BATCH ? o->n_own : DELETE_BATCH;
-    char *p = o->own_param;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++)
-        p += sprintf(p, "%s%" PRId64, i ? "," : "", o->own[i]);
-    *p++ = '}';
-    *p = '\0';
+    format_seqs(o->own_param, o->own, n);
     const char *values[1] = {o->own_param};
     o->own_asked = n;
     o->own_busy = true;
@@ -460,12 +468,7 @@ static void flush_deletes(events_outbox_t *o)
     if (o->deleting || o->n_acked == 0)
         return;
     size_t n = o->n_acked < DELETE_BATCH ? o->n_acked : DELETE_BATCH;
-    char *p = o->delete_param;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++)
-        p += sprintf(p, "%s%" PRId64, i ? "," : "", o->acked[i]);
-    *p++ = '}';
-    *p = '\0';
+    format_seqs(o->delete_param, o->acked, n);
     const char *values[1] = {o->delete_param};
     o->n_deleting = n;
     o->deleting = true;
