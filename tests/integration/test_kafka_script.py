@@ -10,9 +10,7 @@ Standard library + pytest only.
 
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,43 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from kafka import KafkaNodeError, _bindable, pick_port  # tests/integration/kafka.py
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kafka"
 
 # First run: Maven downloads about 45 MB; later runs start from the cache.
 START_TIMEOUT_S = 900
 TOPICS = {"tasks": 6, "reminders": 3, "tasks-dlq": 1}
-
-
-def bindable(port):
-    """Bindable as Kafka binds (Java server sockets use SO_REUSEADDR)."""
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def pick_ports():
-    """A broker port P with P+1 free too (the script's default controller
-    port). Taken below the kernel's ephemeral range, so that no outgoing
-    connection (or its TIME_WAIT) can hold it by the time Kafka binds it."""
-    lo, hi = 20000, 32000
-    try:
-        eph_lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-        hi = min(hi, eph_lo - 2)
-    except (OSError, ValueError, IndexError):
-        pass
-    rng = random.Random()
-    for _ in range(200):
-        p = rng.randrange(lo, hi)
-        if bindable(p) and bindable(p + 1):
-            return p
-    pytest.fail("no free port pair for Kafka")
 
 
 def script_env(kafka_dir, port):
@@ -90,7 +59,10 @@ def alive(pid):
 @pytest.fixture(scope="module")
 def kafka():
     tmp = Path(tempfile.mkdtemp(prefix="kafka-script-test-"))
-    port = pick_ports()
+    try:
+        port = pick_port()
+    except KafkaNodeError as e:
+        pytest.fail(str(e))
     env = script_env(tmp, port)
     t0 = time.monotonic()
     try:
@@ -200,7 +172,7 @@ def test_stop_then_status_then_stop_again(kafka):
     assert r.returncode == 0, r.stderr
     assert not alive(pid)
     assert not (kafka["dir"] / "kafka.pid").exists()
-    assert bindable(kafka["port"]), "the broker port is still held after stop"
+    assert _bindable(kafka["port"]), "the broker port is still held after stop"
 
     s = run_script(env, "status")
     assert s.returncode != 0, s.stdout
