@@ -25,6 +25,7 @@
 #include "events/consumer.h"
 #include "events/handler.h"
 #include "events/outbox.h"
+#include "events/reminders.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "ops/health.h"
@@ -41,6 +42,7 @@ typedef struct app {
     db_pool_t *db;
     tasks_api_t *tasks;
     events_outbox_t *outbox;
+    events_reminders_t *reminders;
     events_handler_t *handler;
     events_consumer_t *consumer;
     api_dapr_t *dapr;
@@ -99,11 +101,10 @@ static void on_consumer_closed(void *arg)
     events_outbox_close(app->outbox, shutdown_time_left(app), on_outbox_closed, app);
 }
 
-/* Runs once the server has closed every connection and its own handles:
- * no request can need the database any more. The consumer goes first (its
- * handler writes through the pool and the outbox), then the outbox, then
- * the pool. */
-static void on_server_drained(void *arg)
+/* The scheduler has stopped; its last claim's events are in the outbox.
+ * The consumer goes next (its handler writes through the pool and the
+ * outbox), then the outbox, then the pool. */
+static void on_reminders_closed(void *arg)
 {
     app_t *app = arg;
     if (app->consumer)
@@ -114,6 +115,17 @@ static void on_server_drained(void *arg)
         db_pool_close(app->db, on_db_closed, app);
     else
         on_db_closed(app);
+}
+
+/* Runs once the server has closed every connection and its own handles:
+ * no request can need the database any more. */
+static void on_server_drained(void *arg)
+{
+    app_t *app = arg;
+    if (app->reminders)
+        events_reminders_close(app->reminders, on_reminders_closed, app);
+    else
+        on_reminders_closed(app);
 }
 
 static void on_purge_timer(uv_timer_t *t)
@@ -178,7 +190,17 @@ static int add_routes(app_t *app)
     return 0;
 }
 
-/* The outbox relay and its producer; the pool exists. */
+/* The outbox's connection LISTENs for the reminders trigger; the
+ * scheduler is made after the outbox (it hands its events there). */
+static void on_reminders_notify(void *arg, const char *payload)
+{
+    app_t *app = arg;
+    if (app->reminders)
+        events_reminders_notified(app->reminders, payload);
+}
+
+/* The outbox relay and its producer, and the reminder scheduler; the pool
+ * exists. */
 static int start_events(app_t *app, const db_config_t *dc)
 {
     const config_t *cfg = &app->cfg;
@@ -196,6 +218,9 @@ static int start_events(app_t *app, const db_config_t *dc)
     oc.db.pool_size = 1;
     oc.db.queue_max = 16;
     oc.db.unlisted = true;
+    oc.db.listen_channel = DB_REMINDERS_CHANNEL;
+    oc.db.on_notify = on_reminders_notify;
+    oc.db.notify_arg = app;
     char err[512];
     app->outbox = events_outbox_new(&app->loop, &oc, err, sizeof err);
     if (!app->outbox) {
@@ -211,6 +236,15 @@ static int start_events(app_t *app, const db_config_t *dc)
     if (metrics_add_collector(events_outbox_collect_metrics, app->outbox) != 0)
         log_warn("metrics collector table full: event metrics not exported");
     events_outbox_start(app->outbox);
+    app->reminders = events_reminders_new(&app->loop, app->db, app->outbox,
+                                          cfg->reminders_poll_ms);
+    if (!app->reminders) {
+        fprintf(stderr, "todo-backend: out of memory\n");
+        return -1;
+    }
+    if (metrics_add_collector(events_reminders_collect_metrics, app->reminders) != 0)
+        log_warn("metrics collector table full: reminder metrics not exported");
+    events_reminders_start(app->reminders);
     return 0;
 }
 
@@ -312,7 +346,7 @@ static int start_database(app_t *app)
     db_pool_start(app->db);
     if (start_events(app, &dc) != 0)
         return -1;
-    app->tasks = tasks_api_new(app->db, app->outbox);
+    app->tasks = tasks_api_new(app->db, app->outbox, app->reminders);
     app->handler = events_handler_new(app->db, app->outbox);
     const config_t *cfg = &app->cfg;
     api_dapr_config_t dapr = {
@@ -508,6 +542,7 @@ int main(int argc, char **argv)
     api_dapr_free(app.dapr);
     events_consumer_free(app.consumer);
     events_handler_free(app.handler);
+    events_reminders_free(app.reminders);
     events_outbox_free(app.outbox);
     db_pool_free(app.db);
     http_router_free(app.router);

@@ -494,7 +494,9 @@ static void reminder(ctx_t *c, const char *name, size_t i, json_t *obj)
             char prefix[48];
             snprintf(prefix, sizeof prefix, "%s[%zu].", name, i);
             error_key(c, prefix, key,
-                      strcmp(key, "remind_at") == 0 ? "read-only field" : "unknown field");
+                      strcmp(key, "remind_at") == 0 || strcmp(key, "fired_at") == 0
+                          ? "read-only field"
+                          : "unknown field");
         }
     }
     if ((before != NULL) == (at != NULL)) {

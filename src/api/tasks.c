@@ -23,6 +23,7 @@
 #include "crypto/digest.h"
 #include "db/queries.h"
 #include "events/outbox.h"
+#include "events/reminders.h"
 #include "http/problem.h"
 #include "http/response.h"
 
@@ -35,6 +36,7 @@
 struct tasks_api {
     db_pool_t *pool;
     events_outbox_t *outbox;
+    events_reminders_t *reminders; /* NULL: no scheduler to tell */
 };
 
 /* ---- statement parameters ------------------------------------------------ */
@@ -496,10 +498,16 @@ static void hand_off_event(const call_t *c, const db_result_t *res, int seq_col)
 {
     if (db_result_is_null(res, 0, seq_col))
         return;
+    const char *event = db_result_value(res, 0, seq_col + 1);
+    size_t len = db_result_length(res, 0, seq_col + 1);
     events_outbox_committed(c->api->outbox, EVENTS_STREAM_TASKS, db_result_value(res, 0, seq_col),
-                            c->params.store.data + c->params.off[0],
-                            db_result_value(res, 0, seq_col + 1),
-                            db_result_length(res, 0, seq_col + 1));
+                            c->params.store.data + c->params.off[0], event, len);
+    /* The task has reminders (each carries remind_at): the scheduler may
+     * have to wake sooner. A look is cheap and coalesced; deletes and
+     * completions need none but cost no more than a look either. */
+    static const char marker[] = "\"remind_at\"";
+    if (c->api->reminders && memmem(event, len, marker, sizeof marker - 1))
+        events_reminders_changed(c->api->reminders);
 }
 
 /* The request's valid traceparent, which its event carries; NULL if none. */
@@ -1201,12 +1209,14 @@ done:
 
 /* ---- wiring ---------------------------------------------------------------- */
 
-tasks_api_t *tasks_api_new(db_pool_t *pool, events_outbox_t *outbox)
+tasks_api_t *tasks_api_new(db_pool_t *pool, events_outbox_t *outbox,
+                           events_reminders_t *reminders)
 {
     tasks_api_t *api = calloc(1, sizeof *api);
     if (api) {
         api->pool = pool;
         api->outbox = outbox;
+        api->reminders = reminders;
     }
     return api;
 }

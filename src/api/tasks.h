@@ -9,12 +9,15 @@
 
 #include "db/db.h"
 #include "events/outbox.h"
+#include "events/reminders.h"
 #include "http/router.h"
 
 typedef struct tasks_api tasks_api_t;
 
-/* Every write's event is handed to outbox right after its commit. */
-tasks_api_t *tasks_api_new(db_pool_t *pool, events_outbox_t *outbox);
+/* Every write's event is handed to outbox right after its commit; a write
+ * that leaves a task with reminders tells the scheduler (may be NULL). */
+tasks_api_t *tasks_api_new(db_pool_t *pool, events_outbox_t *outbox,
+                           events_reminders_t *reminders);
 void tasks_api_free(tasks_api_t *api);
 /* Adds every task route; returns -1 when the router is full. */
 int tasks_api_routes(tasks_api_t *api, http_router_t *router);

@@ -119,6 +119,9 @@ static const option_t options[] = {
     {"EVENTS_MAX_ATTEMPTS", OPT_INT, FIELD(events_max_attempts), "5", 1, 100, NULL,
      "built-in consumer: handler attempts for a record that keeps failing before it goes to "
      "the dead-letter topic"},
+    {"REMINDERS_POLL_MS", OPT_INT, FIELD(reminders_poll_ms), "5000", 100, 3600000, NULL,
+     "reminder scheduler: the longest it sleeps without looking at the database (the backstop "
+     "for a missed notification)"},
     {"KAFKA_QUEUE_MAX", OPT_INT, FIELD(kafka_queue_max), "10000", 1, 1000000, NULL,
      "events in the producer's local queue; past it rows wait in the outbox"},
 };

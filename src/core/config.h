@@ -59,6 +59,7 @@ typedef struct config {
     int events_consumer; /* config_events_consumer_t */
     char dapr_pubsub_name[256];
     int events_max_attempts;
+    int reminders_poll_ms;
 } config_t;
 
 typedef enum config_events_consumer {

@@ -40,6 +40,13 @@ typedef struct db_config {
     int statement_timeout_ms;
     int connect_timeout_ms;
     bool unlisted; /* a helper pool: kept out of /metrics (names would clash) */
+    /* When set, every connection LISTENs on this channel once connected,
+     * and on_notify gets each notification's payload. It also gets NULL
+     * each time a connection starts listening: notifications sent while
+     * none listened are lost, so the listener should look afresh. */
+    const char *listen_channel;
+    void (*on_notify)(void *arg, const char *payload);
+    void *notify_arg;
 } db_config_t;
 
 typedef struct db_statement {
@@ -75,6 +82,8 @@ db_status_t db_query(db_pool_t *pool, int stmt, int n_params, const char *const 
 void db_pool_close(db_pool_t *pool, void (*cb)(void *arg), void *arg);
 void db_pool_free(db_pool_t *pool);
 
+/* True when a connection of a pool with listen_channel is listening. */
+bool db_pool_listening(const db_pool_t *pool);
 /* Readiness check: NULL when a connection is ready, else a word. */
 const char *db_pool_readiness(void *pool);
 /* Metrics collector (ops/metrics). */

@@ -17,6 +17,7 @@
 #include "db/db.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@
 /* How long past statement_timeout a statement may stay unanswered before
  * its connection is given up. */
 #define STATEMENT_GRACE_MS 2000
+/* The statement id of a connection's LISTEN (sent after its prepares);
+ * prepares are -1 and below, counting statements. */
+#define STMT_LISTEN INT_MIN
 
 typedef enum conn_state {
     DB_CONN_DOWN,
@@ -104,6 +108,7 @@ struct db_conn {
     bool step_failed;
     int migration_next;    /* index into pool->migrations */
     unsigned char applied[MAX_MIGRATION_VERSION + 1];
+    bool listening;
 };
 
 struct db_pool {
@@ -120,6 +125,9 @@ struct db_pool {
     int n_statements;
     const db_migration_t *migrations;
     int n_migrations;
+    char *listen_sql; /* "LISTEN \"channel\"", or NULL */
+    void (*on_notify)(void *arg, const char *payload);
+    void *notify_arg;
 
     db_conn_t *conns;
     db_query_t *queue_head, *queue_tail;
@@ -291,6 +299,7 @@ static void conn_fail(db_conn_t *c, const char *why)
     c->head = c->tail = NULL;
     c->depth = 0;
     c->state = pool->closing ? DB_CONN_CLOSED : DB_CONN_DOWN;
+    c->listening = false;
     if (c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;
@@ -470,7 +479,9 @@ static void conn_push(db_conn_t *c, db_query_t *q)
 static bool conn_send(db_conn_t *c, db_query_t *q)
 {
     int ok;
-    if (q->stmt < 0) {
+    if (q->stmt == STMT_LISTEN) {
+        ok = PQsendQueryParams(c->pg, c->pool->listen_sql, 0, NULL, NULL, NULL, NULL, 0);
+    } else if (q->stmt < 0) {
         const db_statement_t *s = &c->pool->statements[-q->stmt - 1];
         ok = PQsendPrepare(c->pg, s->name, s->sql, 0, NULL);
     } else {
@@ -497,6 +508,15 @@ static void step_prepare(db_conn_t *c)
             if (q)
                 query_free(q);
             conn_fail(c, "cannot prepare statements");
+            return;
+        }
+    }
+    if (c->pool->listen_sql) {
+        db_query_t *q = query_new(STMT_LISTEN, 0, NULL, NULL, NULL);
+        if (!q || !conn_send(c, q)) {
+            if (q)
+                query_free(q);
+            conn_fail(c, "cannot listen");
             return;
         }
     }
@@ -546,16 +566,24 @@ static void conn_read_pipeline(db_conn_t *c)
         bool ok = qs == PGRES_TUPLES_OK || qs == PGRES_COMMAND_OK;
         if (q->stmt < 0) {
             if (!ok) {
-                log_error("cannot prepare statement",
-                          LOG_STR("name", c->pool->statements[-q->stmt - 1].name),
+                log_error(q->stmt == STMT_LISTEN ? "cannot listen" : "cannot prepare statement",
+                          LOG_STR("name", q->stmt == STMT_LISTEN
+                                              ? c->pool->listen_sql
+                                              : c->pool->statements[-q->stmt - 1].name),
                           LOG_STR("error", q->result ? PQresultErrorMessage(q->result) : "none"));
                 query_free(q);
-                conn_fail(c, "prepare failed");
+                conn_fail(c, "start-up statement failed");
                 return;
             }
+            bool listened = q->stmt == STMT_LISTEN;
             query_free(q);
             if (!c->head && c->state == DB_CONN_PREPARING)
                 conn_became_ready(c);
+            if (listened) {
+                c->listening = true;
+                if (c->pool->on_notify)
+                    c->pool->on_notify(c->pool->notify_arg, NULL);
+            }
             continue;
         }
         query_complete(c->pool, q, ok ? DB_OK : DB_QUERY_ERROR);
@@ -600,6 +628,19 @@ static void conn_read_step(db_conn_t *c)
     }
 }
 
+/* Hands over the notifications libpq has parsed (reading results parses
+ * them too, so this runs after every read). The listener must not close
+ * the pool from its callback. */
+static void conn_deliver_notifications(db_conn_t *c)
+{
+    PGnotify *n;
+    while (c->pg && (n = PQnotifies(c->pg)) != NULL) {
+        if (c->pool->on_notify && !c->pool->closing)
+            c->pool->on_notify(c->pool->notify_arg, n->extra ? n->extra : "");
+        PQfreemem(n);
+    }
+}
+
 /* Flushes, reads what arrived, and re-arms the poll handle. */
 static void conn_drive(db_conn_t *c)
 {
@@ -614,6 +655,9 @@ static void conn_drive(db_conn_t *c)
         conn_read_step(c);
     else
         conn_read_pipeline(c);
+    if (!c->pg || c->state == DB_CONN_DOWN || c->state == DB_CONN_CLOSED)
+        return;
+    conn_deliver_notifications(c);
     if (!c->pg || c->state == DB_CONN_DOWN || c->state == DB_CONN_CLOSED)
         return;
     flush = PQflush(c->pg);
@@ -865,8 +909,17 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const db_config_t *cfg,
     pool->n_statements = n_statements;
     pool->migrations = migrations;
     pool->n_migrations = n_migrations;
+    pool->on_notify = cfg->on_notify;
+    pool->notify_arg = cfg->notify_arg;
+    if (cfg->listen_channel) {
+        size_t n = strlen(cfg->listen_channel) + sizeof "LISTEN \"\"";
+        pool->listen_sql = malloc(n);
+        if (pool->listen_sql)
+            snprintf(pool->listen_sql, n, "LISTEN \"%s\"", cfg->listen_channel);
+    }
     pool->conns = calloc((size_t)pool->size, sizeof *pool->conns);
-    if (!pool->url || !pool->conns) {
+    if (!pool->url || !pool->conns || (cfg->listen_channel && !pool->listen_sql)) {
+        free(pool->listen_sql);
         free(pool->url);
         free(pool->conns);
         free(pool);
@@ -1056,7 +1109,16 @@ void db_pool_free(db_pool_t *pool)
     free(pool->conns);
     free(pool->url);
     free(pool->host);
+    free(pool->listen_sql);
     free(pool);
+}
+
+bool db_pool_listening(const db_pool_t *pool)
+{
+    for (int i = 0; i < pool->size; i++)
+        if (pool->conns[i].listening)
+            return true;
+    return false;
 }
 
 const char *db_pool_readiness(void *arg)

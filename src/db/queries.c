@@ -254,6 +254,54 @@ const db_statement_t db_statements[DB_STMT_COUNT] = {
     [DB_INBOX_PURGE] = {"inbox_purge",
                         "DELETE FROM inbox WHERE received_at < now() - interval '7 days'"},
 
+    /* reminder.due came back: $1 task id, $2 remind_at. Answers a row only
+     * the first time (a redelivery finds delivered_at set); a reminder
+     * whose task is gone answers none either. */
+    [DB_REMINDER_DELIVERED] = {"reminder_delivered",
+                               "UPDATE reminders SET delivered_at = clock_timestamp()"
+                               " WHERE task_id = $1::bigint AND remind_at = $2::timestamptz"
+                               " AND delivered_at IS NULL RETURNING 1"},
+
+    /* Fires up to $1 due reminders: claims them (rows another process is
+     * claiming right now are skipped, not waited for), marks them fired
+     * and writes their reminder.due events to the outbox, in one statement
+     * and so one transaction: a claim that fails or dies with its
+     * connection leaves them unfired for the next claim. $2: lateness (ms)
+     * from which one counts as late. Answers per reminder: outbox seq, key,
+     * event, lateness in ms, in seq order. */
+    [DB_REMINDERS_CLAIM] =
+        {"reminders_claim",
+         "WITH due AS (SELECT task_id, remind_at FROM reminders"
+         " WHERE fired_at IS NULL AND remind_at <= clock_timestamp()"
+         " ORDER BY remind_at LIMIT $1::integer FOR UPDATE SKIP LOCKED),"
+         " fired AS (UPDATE reminders r SET fired_at = clock_timestamp() FROM due"
+         " WHERE r.task_id = due.task_id AND r.remind_at = due.remind_at"
+         " RETURNING r.task_id, r.remind_at,"
+         " floor(extract(epoch FROM r.fired_at - r.remind_at) * 1000)::bigint AS lateness),"
+         " ev AS (INSERT INTO outbox (stream, key, event)"
+         " SELECT 'reminders', t.user_id, cloudevent('reminder.due', 'tasks/' || t.id, t.user_id,"
+         " NULL, json_build_object('task_id', t.id, 'user_id', t.user_id, 'title', t.title,"
+         " 'due_at', utc_text(t.due_at), 'remind_at', utc_text(f.remind_at),"
+         " 'lateness_ms', f.lateness, 'late', f.lateness >= $2::bigint))"
+         " FROM fired f JOIN tasks t ON t.id = f.task_id ORDER BY f.remind_at, f.task_id"
+         " RETURNING seq, key, event)"
+         " SELECT seq, key, event, (event::json #>> '{data,lateness_ms}')::bigint FROM ev"
+         " ORDER BY seq"},
+
+    /* The earliest unfired reminder: ms from now until it is due (by the
+     * database's clock, so the hosts' clocks never matter; <= 0: due) and
+     * its time in ms since the epoch (to compare NOTIFY payloads with).
+     * NULLs: none. */
+    [DB_REMINDERS_NEXT] = {"reminders_next",
+                           "SELECT ceil(extract(epoch FROM m - clock_timestamp()) * 1000)::bigint,"
+                           " floor(extract(epoch FROM m) * 1000)::bigint"
+                           " FROM (SELECT min(remind_at) AS m FROM reminders"
+                           " WHERE fired_at IS NULL) s"},
+
+    /* Unfired reminders, for /metrics (an index-only count). */
+    [DB_REMINDERS_PENDING] = {"reminders_pending",
+                              "SELECT count(*) FROM reminders WHERE fired_at IS NULL"},
+
     [DB_TASK_LIST_CREATED_ASC] = {"task_list_created_asc",
                                   TASK_LIST("t.created_at", MICROS_TEXT("t.created_at"),
                                             MICROS_PARAM, ">", "ASC")},

@@ -21,6 +21,11 @@ typedef enum db_stmt {
     DB_EVENT_RECURRENCE_TIMES,
     DB_EVENT_OCCURRENCE_CREATE,
     DB_INBOX_PURGE,
+    DB_REMINDER_DELIVERED,
+    /* The reminder scheduler (events/reminders). */
+    DB_REMINDERS_CLAIM,
+    DB_REMINDERS_NEXT,
+    DB_REMINDERS_PENDING,
     /* Listing: one statement per sort key and direction. */
     DB_TASK_LIST_CREATED_ASC,
     DB_TASK_LIST_CREATED_DESC,
@@ -53,5 +58,8 @@ typedef enum db_outbox_stmt {
 #define OUTBOX_RELAY_LOCK_KEY "7320116"
 
 extern const db_statement_t db_outbox_statements[DB_OUTBOX_STMT_COUNT];
+
+/* The channel the reminders trigger notifies (migration 005). */
+#define DB_REMINDERS_CHANNEL "todo_reminders"
 
 #endif

@@ -1,9 +1,12 @@
-/* handler: see handler.h. The one event with an effect today is
- * task.completed of a recurring task: it creates the next occurrence.
+/* handler: see handler.h. Two events have an effect:
  *
+ * task.completed of a recurring task creates the next occurrence:
  *   parse + validate ──► RECURRENCE_TIMES (local wall clock, anchor, seen?)
  *                    ──► rrule_next() ──► OCCURRENCE_CREATE (inbox + task +
  *                        its task.created outbox row, one statement)
+ *
+ * reminder.due records its delivery (reminders.delivered_at, set once):
+ * telling a person is a downstream subscriber's job (docs/events.md).
  */
 #include "events/handler.h"
 
@@ -27,6 +30,7 @@ struct events_handler {
     db_pool_t *pool;
     events_outbox_t *outbox;
     uint64_t handled[3]; /* by verdict */
+    uint64_t reminders_delivered;
 };
 
 /* One event on its way through the two statements. */
@@ -226,6 +230,46 @@ static void handle_completed(handling_t *x, json_t *task)
         finish(x, EVENTS_RETRY, "database unavailable");
 }
 
+static void on_reminder_delivered(void *arg, db_status_t status, const db_result_t *res)
+{
+    handling_t *x = arg;
+    if (status == DB_UNAVAILABLE) {
+        finish(x, EVENTS_RETRY, "database unavailable");
+        return;
+    }
+    if (status != DB_OK) {
+        finish_db_error(x, status, res);
+        return;
+    }
+    /* No row: delivered before (a redelivery), or the task is gone. */
+    if (db_result_rows(res) == 1)
+        x->h->reminders_delivered++;
+    finish(x, EVENTS_SUCCESS, NULL);
+}
+
+/* reminder.due: marks the reminder delivered. Idempotent by itself (only
+ * an undelivered row changes), so no inbox entry is needed. */
+static void handle_reminder(handling_t *x, json_t *data)
+{
+    json_t *id = json_object_get(data, "task_id");
+    const char *remind_at = string_member(data, "remind_at");
+    if (!json_is_integer(id) || json_integer_value(id) < 1) {
+        finish(x, EVENTS_DROP, "data.task_id must be a positive integer");
+        return;
+    }
+    int64_t ms;
+    if (!remind_at || strlen(remind_at) >= sizeof x->due ||
+        timeparse_rfc3339(remind_at, strlen(remind_at), &ms) != 0) {
+        finish(x, EVENTS_DROP, "data.remind_at must be an RFC 3339 instant");
+        return;
+    }
+    snprintf(x->task_id, sizeof x->task_id, "%lld", (long long)json_integer_value(id));
+    snprintf(x->due, sizeof x->due, "%s", remind_at);
+    const char *values[2] = {x->task_id, x->due};
+    if (db_query(x->h->pool, DB_REMINDER_DELIVERED, 2, values, on_reminder_delivered, x) != DB_OK)
+        finish(x, EVENTS_RETRY, "database unavailable");
+}
+
 static bool known_task_type(const char *type)
 {
     static const char *const types[] = {"task.created", "task.updated", "task.completed",
@@ -302,6 +346,8 @@ void events_handle(events_handler_t *h, events_stream_t stream, const char *even
     const char *type = string_member(doc, "type");
     if (strcmp(type, "task.completed") == 0)
         handle_completed(x, json_object_get(json_object_get(doc, "data"), "task"));
+    else if (strcmp(type, "reminder.due") == 0)
+        handle_reminder(x, json_object_get(doc, "data"));
     else
         finish(x, EVENTS_SUCCESS, NULL); /* nothing to do for the others */
     json_decref(doc);
@@ -349,5 +395,10 @@ int events_handler_collect_metrics(buf_t *out, void *arg)
         rc = buf_printf(out, "todo_events_handled_total{verdict=\"%s\"} %llu\n", lower,
                         (unsigned long long)h->handled[v]);
     }
+    rc = rc ? rc
+            : metrics_write_counter(out, "todo_reminders_delivered_total",
+                                    "reminder.due events this process received first (a "
+                                    "redelivery is not counted)",
+                                    (double)h->reminders_delivered);
     return rc;
 }

@@ -660,6 +660,11 @@ const char *events_outbox_kafka_state(void *arg)
     return strcmp(state, "up") == 0 ? NULL : state;
 }
 
+bool events_outbox_listening(const events_outbox_t *o)
+{
+    return db_pool_listening(o->db);
+}
+
 const char *events_outbox_bootstraps(const events_outbox_t *o)
 {
     return o->producer ? events_producer_bootstraps(o->producer) : "";

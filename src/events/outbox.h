@@ -22,6 +22,7 @@
 #ifndef TODO_EVENTS_OUTBOX_H
 #define TODO_EVENTS_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -64,6 +65,9 @@ void events_outbox_uncertain(events_outbox_t *o);
 /* /readyz entry (never makes the service unready: the outbox absorbs a
  * Kafka outage): NULL when a broker is connected, else a word. */
 const char *events_outbox_kafka_state(void *o);
+/* True when its connection LISTENs (events_outbox_config_t.db's
+ * listen_channel). */
+bool events_outbox_listening(const events_outbox_t *o);
 /* The bootstrap servers in use (the mock cluster's when embedded); "" when
  * publishing is off. */
 const char *events_outbox_bootstraps(const events_outbox_t *o);

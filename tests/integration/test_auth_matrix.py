@@ -160,12 +160,15 @@ SERVICE = [
     ("POST", "/api/events/tasks", {"specversion": "1.0", "id": "e1", "source": "/x",
                                    "type": "task.completed", "data": {}}),
     ("POST", "/api/events/reminders", {"specversion": "1.0", "id": "e2", "source": "/x",
-                                       "type": "reminder.due", "data": {}}),
+                                       "type": "reminder.due",
+                                       "data": {"task_id": 1, "user_id": "events",
+                                                "remind_at": "2026-01-01T00:00:00Z"}}),
     ("GET", "/api/events/anything", None),
 ]
 # What each answers once past the guard: the subscriptions ([] unless
 # EVENTS_CONSUMER=dapr), Dapr's optional config route absent, a task event
-# without data.task dropped, a reminder handled, no such event route.
+# without data.task dropped, a reminder handled (for a task that does not
+# exist: nothing to record), no such event route.
 SERVICE_ANSWERS = {
     "/dapr/subscribe": (200, []),
     "/dapr/config": (404, None),
@@ -278,7 +281,8 @@ def test_without_app_api_token_dapr_routes_are_open(pg, start_server):
     assert [sub["topic"] for sub in json.loads(r.body)] == ["tasks", "reminders"]
     r = s.get("/api/events/reminders", method="POST",
               headers=[("Content-Type", "application/json")],
-              body=b'{"specversion":"1.0","id":"r1","source":"/x","type":"reminder.due","data":{}}')
+              body=b'{"specversion":"1.0","id":"r1","source":"/x","type":"reminder.due",'
+                   b'"data":{"task_id":1,"user_id":"x","remind_at":"2026-01-01T00:00:00Z"}}')
     assert (r.status, json.loads(r.body)) == (200, {"status": "SUCCESS"}), r
 
 

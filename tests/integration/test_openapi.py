@@ -286,11 +286,25 @@ def test_task_schema_matches_task_json(spec):
 
 def test_reminder_schema_has_the_keys_task_json_adds(spec):
     reminders = task_json_keys()["reminders"]
-    # task_json() may hand the work to reminders_json(): read that too.
-    if re.search(r"\breminders_json\s*\(", reminders):
-        reminders += function_source("reminders_json")
-    added = set(re.findall(r"jsonb?_build_object\s*\(\s*'([A-Za-z_]+)'", reminders))
+    # task_json() may hand the work to a helper (reminders_json(), then
+    # task_reminders_json(), which computes times with reminder_time()):
+    # read those too, one level of calls deep.
+    for helper in re.findall(r"\b((?:task_)?reminders_json|reminder_time)\s*\(", reminders):
+        reminders += function_source(helper)
+    for helper in re.findall(r"\b(reminder_time)\s*\(", reminders):
+        reminders += function_source(helper)
+    added = set()
+    for m in re.finditer(r"jsonb?_build_object\s*\(", reminders):
+        depth, i = 1, m.end()
+        while depth and i < len(reminders):
+            depth += {"(": 1, ")": -1}.get(reminders[i], 0)
+            i += 1
+        args = reminders[m.end():i - 1]
+        # keys are the string literals in key position: first, or after a
+        # top-level comma that follows a value
+        added |= set(re.findall(r"(?:^|,)\s*'([A-Za-z_]+)'\s*,", args))
     assert "remind_at" in added, f"task_json() no longer adds remind_at? {reminders!r}"
+    assert "fired_at" in added, f"task_json() no longer adds fired_at? {reminders!r}"
     item = deref(spec, spec["components"]["schemas"]["Task"]["properties"]["reminders"]["items"])
     props = set(item["properties"])
     assert added <= props, f"reminder keys missing from the schema: {sorted(added - props)}"

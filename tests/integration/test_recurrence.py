@@ -85,8 +85,10 @@ def test_next_occurrence_copies_the_task_and_emits_task_created(api, rserver):
     shift = parse_utc(new_due) - parse_utc(due)
     assert shift == timedelta(days=7)
     assert nxt["reminders"] == [
-        {"before": "PT15M", "remind_at": fmt_utc(parse_utc(new_due) - timedelta(minutes=15))},
-        {"at": fmt_utc(parse_utc(at) + shift), "remind_at": fmt_utc(parse_utc(at) + shift)},
+        {"before": "PT15M", "remind_at": fmt_utc(parse_utc(new_due) - timedelta(minutes=15)),
+         "fired_at": None},
+        {"at": fmt_utc(parse_utc(at) + shift), "remind_at": fmt_utc(parse_utc(at) + shift),
+         "fired_at": None},
     ], nxt["reminders"]
     assert api.get_ok(nxt["id"]) == nxt
 

@@ -683,6 +683,9 @@ static void test_reminders_invalid(void)
                "{\"reminders\":[{\"at\":\"2026-11-24T10:00:00Z\",\"remind_at\":\"x\"}]}",
                "reminders[0].remind_at", "read-only field");
     only_error(TASK_INPUT_PATCH,
+               "{\"reminders\":[{\"before\":\"PT5M\",\"fired_at\":null}]}",
+               "reminders[0].fired_at", "read-only field");
+    only_error(TASK_INPUT_PATCH,
                "{\"reminders\":[{\"at\":\"2026-11-24T10:00:00Z\",\"when\":1}]}",
                "reminders[0].when", "unknown field");
     const char *dmsg = "must be an ISO 8601 duration such as PT15M, P1D or P1DT2H";
