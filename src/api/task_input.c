@@ -505,8 +505,10 @@ static void reminder(ctx_t *c, const char *name, size_t i, json_t *obj)
     }
     task_reminder_t r = {0};
     if (before) {
-        int64_t ms;
+        int64_t ms, days = 0, time_ms = 0;
         if (!json_is_string(before) ||
+            timeparse_iso_duration_parts(json_string_value(before), json_string_length(before),
+                                         &days, &time_ms) != 0 ||
             timeparse_iso_duration(json_string_value(before), json_string_length(before),
                                    &ms) != 0) {
             error_at(c, "must be an ISO 8601 duration such as PT15M, P1D or P1DT2H",
@@ -523,6 +525,8 @@ static void reminder(ctx_t *c, const char *name, size_t i, json_t *obj)
         }
         r.is_before = true;
         r.before_ms = ms;
+        r.before_days = days;
+        r.before_time_ms = time_ms;
     } else {
         int64_t ms;
         if (!json_is_string(at) ||

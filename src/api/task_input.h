@@ -45,7 +45,9 @@ typedef enum task_priority {
 
 typedef struct task_reminder {
     bool is_before;       /* {"before": duration} rather than {"at": time} */
-    int64_t before_ms;    /* is_before: positive, at most 365 days */
+    int64_t before_ms;    /* is_before: positive, at most 365 days (a day = 24 h) */
+    int64_t before_days;  /* is_before: its calendar days (weeks as 7) ... */
+    int64_t before_time_ms; /* ... and its exact hours, minutes and seconds */
     int64_t at_ms;        /* !is_before: the instant */
 } task_reminder_t;
 

@@ -382,9 +382,10 @@ static bool database_ready(tasks_api_t *api, http_request_t *req)
 
 /* ---- writes: parameters from input --------------------------------------- */
 
-static int append_duration(buf_t *b, int64_t ms)
+/* Days stay days and hours stay hours (PT24H is not P1D: across a DST
+ * change they differ), each part normalised within itself. */
+static int append_duration(buf_t *b, int64_t days, int64_t rest)
 {
-    int64_t days = ms / 86400000, rest = ms % 86400000;
     int64_t h = rest / 3600000, m = rest / 60000 % 60, s = rest / 1000 % 60, frac = rest % 1000;
     int rc = buf_append_char(b, 'P');
     if (days)
@@ -444,7 +445,7 @@ static int add_task_values(params_t *p, const task_input_t *in, unsigned mask)
             rc = buf_append_str(&tmp, i ? ",{" : "{");
             if (r->is_before) {
                 rc = rc ? rc : buf_append_str(&tmp, "\"before\":\"");
-                rc = rc ? rc : append_duration(&tmp, r->before_ms);
+                rc = rc ? rc : append_duration(&tmp, r->before_days, r->before_time_ms);
             } else {
                 timefmt_rfc3339(r->at_ms, ts);
                 rc = rc ? rc : buf_append_str(&tmp, "\"at\":\"");

@@ -127,10 +127,20 @@ enum { R_WEEK = 1, R_DAY, R_HOUR, R_MINUTE, R_SECOND };
 
 int timeparse_iso_duration(const char *s, size_t len, int64_t *ms)
 {
+    int64_t days, time_ms;
+    if (timeparse_iso_duration_parts(s, len, &days, &time_ms) != 0 ||
+        days > (INT64_MAX - time_ms) / 86400000)
+        return -1;
+    *ms = days * 86400000 + time_ms;
+    return 0;
+}
+
+int timeparse_iso_duration_parts(const char *s, size_t len, int64_t *days_out, int64_t *time_out)
+{
     if (!s || len < 3 || s[0] != 'P')
         return -1;
     size_t pos = 1;
-    int64_t total = 0;
+    int64_t total = 0, days = 0;
     int last_rank = 0;
     bool in_time = false, any = false, time_any = false;
 
@@ -201,6 +211,8 @@ int timeparse_iso_duration(const char *s, size_t len, int64_t *ms)
         if (n > (INT64_MAX - total - frac_ms) / unit)
             return -1;
         total += n * unit + frac_ms;
+        if (!in_time)
+            days += n * (unit / 86400000);
         last_rank = rank;
         any = true;
         if (in_time)
@@ -208,6 +220,7 @@ int timeparse_iso_duration(const char *s, size_t len, int64_t *ms)
     }
     if (!any || (in_time && !time_any))
         return -1;
-    *ms = total;
+    *days_out = days;
+    *time_out = total - days * 86400000;
     return 0;
 }

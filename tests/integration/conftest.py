@@ -680,6 +680,52 @@ def metric(samples, name, **labels):
     return sum(vals) if vals else None
 
 
+def assert_metric_types(server, types, quantiles=("0.5", "0.9", "0.99")):
+    """Each {name: type} has its '# TYPE' line on /metrics and samples: a
+    histogram its _count, _sum and +Inf bucket, a summary its _sum, _count
+    and each quantile; returns the samples."""
+    r = server.get("/metrics")
+    assert r.status == 200, r
+    text = r.body.decode()
+    for name, typ in types.items():
+        assert f"# TYPE {name} {typ}" in text, f"no '# TYPE {name} {typ}' line"
+    samples = server.metrics()
+    for name, typ in types.items():
+        if typ in ("histogram", "summary"):
+            for suffix in ("_sum", "_count"):
+                assert metric(samples, name + suffix) is not None, name + suffix
+        if typ == "histogram":
+            assert metric(samples, name + "_bucket", le="+Inf") is not None, name
+        elif typ == "summary":
+            for q in quantiles:
+                assert metric(samples, name, quantile=q) is not None, f"{name}{{quantile={q}}}"
+        else:
+            assert metric(samples, name) is not None, f"no sample of {name}"
+    return samples
+
+
+def metric_value(server, name, **labels):
+    """One scrape of ``server``'s /metrics, summed like ``metric``."""
+    return metric(server.metrics(), name, **labels)
+
+
+def metrics_diagnostics(server, names, log_lines=0):
+    """Some metrics, readiness and optionally the log tail of ``server``, for
+    failure messages; never raises."""
+    if server is None or not server.alive():
+        return "(service not running)"
+    try:
+        samples = server.metrics()
+        vals = {n: metric(samples, n) for n in names}
+        out = f"metrics {vals}; readyz {readyz(server)}"
+        if log_lines:
+            logs = [line for line in server.logs() if '"msg":"request"' not in line]
+            out += "; log tail:\n" + "\n".join(logs[-log_lines:])
+        return out
+    except (OSError, AssertionError, ValueError) as e:
+        return f"(diagnostics failed: {e!r})"
+
+
 def poll(fn, timeout=3.0, interval=0.05):
     """Call fn until it returns a truthy value or timeout; returns the last value."""
     deadline = time.monotonic() + timeout

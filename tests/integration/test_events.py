@@ -24,8 +24,9 @@ import uuid
 
 import pytest
 
-from conftest import (TS_MS_UTC_RE, UUID_RE, TasksClient, assert_json, metric, new_user, poll,
-                      readyz, run_binary, wait_ready)
+from conftest import (TS_MS_UTC_RE, UUID_RE, TasksClient, assert_json, assert_metric_types,
+                      metric, metric_value, metrics_diagnostics, new_user, poll, readyz,
+                      run_binary)
 
 TOPIC = "tasks"
 CE_CONTENT_TYPE = b"application/cloudevents+json"
@@ -77,23 +78,10 @@ def timed(fn):
     return r, t0, time.time()
 
 
-def metric_value(server, name, **labels):
-    return metric(server.metrics(), name, **labels)
-
-
 def diagnostics(server):
     """The service's event metrics and readiness, for failure messages."""
-    if server is None or not server.alive():
-        return "(service not running)"
-    try:
-        samples = server.metrics()
-        vals = {n: metric(samples, n) for n in METRIC_TYPES
-                if n != "todo_events_commit_to_ack_seconds"}
-        vals["todo_events_commit_to_ack_seconds_count"] = metric(
-            samples, "todo_events_commit_to_ack_seconds_count")
-        return f"metrics {vals}; readyz {readyz(server)}"
-    except (OSError, AssertionError, ValueError) as e:
-        return f"(diagnostics failed: {e!r})"
+    names = [n for n in METRIC_TYPES if n != "todo_events_commit_to_ack_seconds"]
+    return metrics_diagnostics(server, names + ["todo_events_commit_to_ack_seconds_count"])
 
 
 def user_records(reader, user):
@@ -912,19 +900,7 @@ def test_embedded_mock_cluster(pg, start_api_server):
 
 def test_event_metrics_are_exposed_with_their_types(pg, start_api_server):
     s = start_api_server(pg, KAFKA_BROKERS="embedded")
-    r = s.get("/metrics")
-    assert r.status == 200, r
-    text = r.body.decode()
-    for name, typ in METRIC_TYPES.items():
-        assert f"# TYPE {name} {typ}" in text, f"no '# TYPE {name} {typ}' line"
-    samples = s.metrics()
-    for name, typ in METRIC_TYPES.items():
-        if typ == "histogram":
-            assert metric(samples, name + "_count") is not None, name
-            assert metric(samples, name + "_sum") is not None, name
-            assert metric(samples, name + "_bucket", le="+Inf") is not None, name
-        else:
-            assert metric(samples, name) is not None, f"no sample of {name}"
+    assert_metric_types(s, METRIC_TYPES)
 
 
 def test_kafka_unset_writes_work_and_readyz_says_disabled(api_server):

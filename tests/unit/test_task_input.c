@@ -654,6 +654,11 @@ static void test_reminders(void)
     CHECK_INT_EQ(in.reminders[0].before_ms, 900000);
     CHECK_INT_EQ(in.reminders[1].before_ms, 86400000);
     CHECK_INT_EQ(in.reminders[2].before_ms, 93600000);
+    /* Calendar days and exact time apart (they differ across DST). */
+    CHECK_INT_EQ(in.reminders[2].before_days, 1);
+    CHECK_INT_EQ(in.reminders[2].before_time_ms, 7200000);
+    CHECK_INT_EQ(in.reminders[5].before_days, 52 * 7);
+    CHECK_INT_EQ(in.reminders[5].before_time_ms, 0);
     CHECK(!in.reminders[3].is_before);
     CHECK_INT_EQ(in.reminders[3].at_ms, 1774728000000LL);
     CHECK_INT_EQ(in.reminders[4].before_ms, 365LL * 86400000);

@@ -220,6 +220,31 @@ static void test_rfc3339_uses_len_not_nul(void)
 
 /* ---- ISO 8601 durations ---- */
 
+/* Days (weeks as 7) apart from the exact time part. */
+static void test_duration_parts(void)
+{
+    static const struct {
+        const char *s;
+        int64_t days, time_ms;
+    } cases[] = {
+        {"P1D", 1, 0},           {"PT24H", 0, 86400000},       {"P1DT2H", 1, 7200000},
+        {"P2W", 14, 0},          {"PT36H", 0, 36 * 3600000LL}, {"P3DT0.5S", 3, 500},
+        {"PT90M", 0, 5400000},   {"P0D", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t days = -1, time_ms = -1;
+        CHECK_INT_EQ(timeparse_iso_duration_parts(cases[i].s, strlen(cases[i].s), &days, &time_ms),
+                     0);
+        CHECK_INT_EQ(days, cases[i].days);
+        CHECK_INT_EQ(time_ms, cases[i].time_ms);
+        CHECK_INT_EQ(dur(cases[i].s), days * 86400000 + time_ms);
+    }
+    int64_t days = 7, time_ms = 7;
+    CHECK_INT_EQ(timeparse_iso_duration_parts("P1M", 3, &days, &time_ms), -1);
+    CHECK_INT_EQ(days, 7);
+    CHECK_INT_EQ(time_ms, 7);
+}
+
 static void test_duration_valid(void)
 {
     CHECK_INT_EQ(dur("PT15M"), 15 * 60000);
@@ -331,6 +356,6 @@ UNIT_MAIN(UNIT_TEST(test_rfc3339_utc), UNIT_TEST(test_rfc3339_offsets),
           UNIT_TEST(test_rfc3339_leap_days), UNIT_TEST(test_rfc3339_year_range),
           UNIT_TEST(test_rfc3339_field_ranges), UNIT_TEST(test_rfc3339_offset_ranges),
           UNIT_TEST(test_rfc3339_shape), UNIT_TEST(test_rfc3339_every_prefix_rejected),
-          UNIT_TEST(test_rfc3339_uses_len_not_nul), UNIT_TEST(test_duration_valid),
+          UNIT_TEST(test_rfc3339_uses_len_not_nul), UNIT_TEST(test_duration_valid), UNIT_TEST(test_duration_parts),
           UNIT_TEST(test_duration_fraction), UNIT_TEST(test_duration_invalid),
           UNIT_TEST(test_duration_overflow), UNIT_TEST(test_duration_uses_len_not_nul))
