@@ -564,15 +564,22 @@ static void conn_read_pipeline(db_conn_t *c)
         c->depth--;
         ExecStatusType qs = q->result ? PQresultStatus(q->result) : PGRES_FATAL_ERROR;
         bool ok = qs == PGRES_TUPLES_OK || qs == PGRES_COMMAND_OK;
+        if (q->stmt == STMT_LISTEN && !ok) {
+            /* Not worth the connection: the listener's backstop polls. */
+            log_warn("cannot listen for notifications", LOG_STR("sql", c->pool->listen_sql),
+                     LOG_STR("error", q->result ? PQresultErrorMessage(q->result) : "none"));
+            query_free(q);
+            if (!c->head && c->state == DB_CONN_PREPARING)
+                conn_became_ready(c);
+            continue;
+        }
         if (q->stmt < 0) {
             if (!ok) {
-                log_error(q->stmt == STMT_LISTEN ? "cannot listen" : "cannot prepare statement",
-                          LOG_STR("name", q->stmt == STMT_LISTEN
-                                              ? c->pool->listen_sql
-                                              : c->pool->statements[-q->stmt - 1].name),
+                log_error("cannot prepare statement",
+                          LOG_STR("name", c->pool->statements[-q->stmt - 1].name),
                           LOG_STR("error", q->result ? PQresultErrorMessage(q->result) : "none"));
                 query_free(q);
-                conn_fail(c, "start-up statement failed");
+                conn_fail(c, "prepare failed");
                 return;
             }
             bool listened = q->stmt == STMT_LISTEN;
