@@ -12,11 +12,15 @@ int64_t reminders_sleep_ms(const reminders_pass_t *pass, int64_t poll_ms)
         return 0;
     if (!pass->pending)
         return poll_ms;
-    if (pass->due_in_ms <= 0 && !pass->after_claim)
+    /* Due now: claim at once unless the claim just made got nothing, which
+     * means another process holds these rows. One that fired something
+     * made progress, and the next reminder fell due while it ran. */
+    if (pass->due_in_ms <= 0 && (!pass->after_claim || pass->claimed > 0))
         return 0;
     if (pass->due_in_ms <= 0)
         return REMINDERS_RETRY_MS < poll_ms ? REMINDERS_RETRY_MS : poll_ms;
-    return pass->due_in_ms < poll_ms ? pass->due_in_ms : poll_ms;
+    int64_t ms = pass->due_in_ms + REMINDERS_TIMER_SLACK_MS;
+    return ms < poll_ms ? ms : poll_ms;
 }
 
 int64_t reminders_payload_ms(const char *payload)

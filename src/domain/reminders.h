@@ -18,9 +18,15 @@
  * scheduler fires within milliseconds. */
 #define REMINDERS_LATE_MS 5000
 /* A due reminder another process is claiming right now (its row is locked,
- * so our claim skipped it) is looked at again this soon: that claim either
+ * so our claim got nothing) is looked at again this soon: that claim either
  * commits (fired) or rolls back (ours to take). */
 #define REMINDERS_RETRY_MS 25
+/* Added to a sleep until a reminder: libuv's clock counts whole
+ * milliseconds (truncated), so a timer can fire up to 1 ms before the
+ * requested delay has passed; a claim that early finds nothing due, and
+ * the look after it would mistake the reminder for one another process is
+ * claiming. */
+#define REMINDERS_TIMER_SLACK_MS 1
 /* No reminder at all: "none". */
 #define REMINDERS_NONE INT64_MAX
 
@@ -33,9 +39,10 @@ typedef struct reminders_pass {
 } reminders_pass_t;
 
 /* How long to sleep before the next claim: at once after a full batch
- * (more may be due) or when a look that no claim preceded finds one due,
- * until the earliest reminder, never longer than the polling backstop, and
- * briefly when one is due right after a claim that did not get it. */
+ * (more may be due), or when one is due and either no claim preceded the
+ * look or that claim fired something; until the earliest reminder, never
+ * longer than the polling backstop; and briefly when one is due right
+ * after a claim that got nothing (another process is claiming it). */
 int64_t reminders_sleep_ms(const reminders_pass_t *pass, int64_t poll_ms);
 
 /* A NOTIFY payload (the earliest new reminder, ms since the epoch, by the

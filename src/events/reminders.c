@@ -124,6 +124,11 @@ static void sleep_for(events_reminders_t *r, int64_t ms)
         ms = r->poll_ms;
     if (ms < 0)
         ms = 0;
+    /* The loop's clock was read when this iteration began; the delay is
+     * from now. Measured from the stale reading, the timer would fire
+     * early, the claim would find nothing due yet, and the look after it
+     * would take the reminder for another process's (a 25 ms pause). */
+    uv_update_time(r->loop);
     uv_timer_start(&r->wake, on_wake, (uint64_t)ms, 0);
 }
 
@@ -161,7 +166,11 @@ static void on_looked(void *arg, db_status_t status, const db_result_t *res)
     }
     if (r->claiming)
         return; /* its own look follows */
-    sleep_for(r, reminders_sleep_ms(&pass, r->poll_ms));
+    int64_t ms = reminders_sleep_ms(&pass, r->poll_ms);
+    if (ms == REMINDERS_RETRY_MS)
+        log_debug("reminder due but held by another claim", LOG_INT("due_in_ms", pass.due_in_ms),
+                  LOG_INT("claimed", claimed), LOG_BOOL("after_claim", after_claim));
+    sleep_for(r, ms);
 }
 
 /* Asks the database for the next reminder, then sleeps until it. */
