@@ -505,16 +505,16 @@ static void reminder(ctx_t *c, const char *name, size_t i, json_t *obj)
     }
     task_reminder_t r = {0};
     if (before) {
-        int64_t ms, days = 0, time_ms = 0;
+        int64_t days = 0, time_ms = 0;
         if (!json_is_string(before) ||
             timeparse_iso_duration_parts(json_string_value(before), json_string_length(before),
-                                         &days, &time_ms) != 0 ||
-            timeparse_iso_duration(json_string_value(before), json_string_length(before),
-                                   &ms) != 0) {
+                                         &days, &time_ms) != 0) {
             error_at(c, "must be an ISO 8601 duration such as PT15M, P1D or P1DT2H",
                      "%s[%zu].before", name, i);
             return;
         }
+        /* The parser bounds the whole in ms, so this cannot overflow. */
+        int64_t ms = days * 86400000 + time_ms;
         if (ms <= 0) {
             error_at(c, "must be positive", "%s[%zu].before", name, i);
             return;

@@ -564,13 +564,18 @@ static void conn_read_pipeline(db_conn_t *c)
         c->depth--;
         ExecStatusType qs = q->result ? PQresultStatus(q->result) : PGRES_FATAL_ERROR;
         bool ok = qs == PGRES_TUPLES_OK || qs == PGRES_COMMAND_OK;
-        if (q->stmt == STMT_LISTEN && !ok) {
-            /* Not worth the connection: the listener's backstop polls. */
-            log_warn("cannot listen for notifications", LOG_STR("sql", c->pool->listen_sql),
-                     LOG_STR("error", q->result ? PQresultErrorMessage(q->result) : "none"));
+        if (q->stmt == STMT_LISTEN) {
+            /* A failure is not worth the connection: the listener's
+             * backstop polls. */
+            if (!ok)
+                log_warn("cannot listen for notifications", LOG_STR("sql", c->pool->listen_sql),
+                         LOG_STR("error", q->result ? PQresultErrorMessage(q->result) : "none"));
             query_free(q);
             if (!c->head && c->state == DB_CONN_PREPARING)
                 conn_became_ready(c);
+            c->listening = ok;
+            if (ok && c->pool->on_notify)
+                c->pool->on_notify(c->pool->notify_arg, NULL);
             continue;
         }
         if (q->stmt < 0) {
@@ -582,15 +587,9 @@ static void conn_read_pipeline(db_conn_t *c)
                 conn_fail(c, "prepare failed");
                 return;
             }
-            bool listened = q->stmt == STMT_LISTEN;
             query_free(q);
             if (!c->head && c->state == DB_CONN_PREPARING)
                 conn_became_ready(c);
-            if (listened) {
-                c->listening = true;
-                if (c->pool->on_notify)
-                    c->pool->on_notify(c->pool->notify_arg, NULL);
-            }
             continue;
         }
         query_complete(c->pool, q, ok ? DB_OK : DB_QUERY_ERROR);

@@ -47,6 +47,7 @@ typedef struct handling {
     bool from_completion;
     char until[32]; /* UTC instant, "" when none */
     char due[32], completed[32], timezone[128];
+    char remind_at[32]; /* reminder.due */
 } handling_t;
 
 const char *events_verdict_name(events_verdict_t v)
@@ -258,14 +259,14 @@ static void handle_reminder(handling_t *x, json_t *data)
         return;
     }
     int64_t ms;
-    if (!remind_at || strlen(remind_at) >= sizeof x->due ||
+    if (!remind_at || strlen(remind_at) >= sizeof x->remind_at ||
         timeparse_rfc3339(remind_at, strlen(remind_at), &ms) != 0) {
         finish(x, EVENTS_DROP, "data.remind_at must be an RFC 3339 instant");
         return;
     }
     snprintf(x->task_id, sizeof x->task_id, "%lld", (long long)json_integer_value(id));
-    snprintf(x->due, sizeof x->due, "%s", remind_at);
-    const char *values[2] = {x->task_id, x->due};
+    snprintf(x->remind_at, sizeof x->remind_at, "%s", remind_at);
+    const char *values[2] = {x->task_id, x->remind_at};
     if (db_query(x->h->pool, DB_REMINDER_DELIVERED, 2, values, on_reminder_delivered, x) != DB_OK)
         finish(x, EVENTS_RETRY, "database unavailable");
 }

@@ -32,8 +32,8 @@ struct events_reminders {
 
     uv_timer_t wake, stats;
     bool claiming, looking, look_again, counting;
-    /* The look that follows a claim knows what the claim did. */
-    bool claim_just_ran;
+    /* What the claim before the next look fired; -1 when that look was
+     * asked for by a notification or a local change instead. */
     int claimed;
     int64_t known_at_ms; /* the earliest unfired reminder we know of (db clock) */
 
@@ -91,7 +91,6 @@ static void on_claimed(void *arg, db_status_t status, const db_result_t *res)
         maybe_closed(r);
         return;
     }
-    r->claim_just_ran = true;
     r->claimed = rows;
     look(r);
 }
@@ -140,10 +139,8 @@ static void on_looked(void *arg, db_status_t status, const db_result_t *res)
         maybe_closed(r);
         return;
     }
-    bool after_claim = r->claim_just_ran;
-    int claimed = r->claimed;
-    r->claim_just_ran = false;
-    r->claimed = 0;
+    reminders_pass_t pass = {.after_claim = r->claimed >= 0, .claimed = r->claimed};
+    r->claimed = -1;
     if (status != DB_OK) {
         if (status == DB_QUERY_ERROR)
             log_warn("reminder look-up failed", LOG_STR("error", db_result_message(res)));
@@ -156,7 +153,6 @@ static void on_looked(void *arg, db_status_t status, const db_result_t *res)
         look(r);
         return;
     }
-    reminders_pass_t pass = {.after_claim = after_claim, .claimed = claimed};
     pass.pending = !db_result_is_null(res, 0, 0);
     if (pass.pending) {
         pass.due_in_ms = strtoll(db_result_value(res, 0, 0), NULL, 10);
@@ -166,11 +162,7 @@ static void on_looked(void *arg, db_status_t status, const db_result_t *res)
     }
     if (r->claiming)
         return; /* its own look follows */
-    int64_t ms = reminders_sleep_ms(&pass, r->poll_ms);
-    if (ms == REMINDERS_RETRY_MS)
-        log_debug("reminder due but held by another claim", LOG_INT("due_in_ms", pass.due_in_ms),
-                  LOG_INT("claimed", claimed), LOG_BOOL("after_claim", after_claim));
-    sleep_for(r, ms);
+    sleep_for(r, reminders_sleep_ms(&pass, r->poll_ms));
 }
 
 /* Asks the database for the next reminder, then sleeps until it. */
@@ -242,6 +234,7 @@ events_reminders_t *events_reminders_new(uv_loop_t *loop, db_pool_t *db, events_
     r->outbox = outbox;
     r->poll_ms = poll_ms > 0 ? poll_ms : 1;
     r->known_at_ms = REMINDERS_NONE;
+    r->claimed = -1;
     r->pending = -1;
     uv_timer_init(loop, &r->wake);
     uv_timer_init(loop, &r->stats);
