@@ -185,6 +185,24 @@ class KafkaNode:
         conf.update(extra)
         return conf
 
+    def fresh_topics(self, prefix, partitions=None):
+        """Creates topics of the caller's own, visible in the metadata when
+        it returns: {"tasks", "reminders", "dlq"} -> name. One partition
+        each (record order is then total) unless ``partitions`` names a
+        count for a key."""
+        from confluent_kafka.admin import AdminClient, NewTopic
+        tag = uuid.uuid4().hex[:10]
+        names = {k: f"{prefix}-{k}-{tag}" for k in ("tasks", "reminders", "dlq")}
+        admin = AdminClient(self.client_config())
+        futures = admin.create_topics(
+            [NewTopic(n, num_partitions=(partitions or {}).get(k, 1), replication_factor=1)
+             for k, n in names.items()], operation_timeout=30)
+        for f in futures.values():
+            f.result(timeout=60)
+        for n in names.values():
+            self.partitions(n)
+        return names
+
     def partitions(self, topic, timeout=30.0):
         """The partition ids of ``topic`` (which must exist)."""
         ck = _ck()

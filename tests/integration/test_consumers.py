@@ -523,22 +523,6 @@ def test_database_down_is_retry_then_success(dedicated_pg, start_server):
 # 7. the built-in Kafka consumer on the real broker
 # --------------------------------------------------------------------------
 
-def fresh_topics(node, prefix):
-    """Create topics of this test's own (one partition each, so that record
-    order is total): returns {"tasks", "reminders", "dlq"} -> name."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-    tag = uuid.uuid4().hex[:10]
-    names = {k: f"{prefix}-{k}-{tag}" for k in ("tasks", "reminders", "dlq")}
-    admin = AdminClient(node.client_config())
-    futures = admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1)
-                                   for n in names.values()], operation_timeout=30)
-    for n, f in futures.items():
-        f.result(timeout=60)
-    for n in names.values():
-        node.partitions(n)            # visible in the metadata
-    return names
-
-
 def consumer_server(start_server, db, node, topics, **env):
     """A service with the built-in consumer on the session broker and the
     test's topics; skips the test when the binary has no built-in consumer."""
@@ -588,7 +572,7 @@ def task_created_on_topic(reader, user, task_id, timeout=EVENT_WAIT):
 
 
 def test_builtin_consumer_creates_the_next_occurrence(pg, start_server, kafka_broker):
-    topics = fresh_topics(kafka_broker, "cons")
+    topics = kafka_broker.fresh_topics("cons")
     reader = kafka_broker.reader(topics["tasks"], from_beginning=True)
     try:
         s = consumer_server(start_server, pg, kafka_broker, topics)
@@ -610,7 +594,7 @@ def test_builtin_consumer_creates_the_next_occurrence(pg, start_server, kafka_br
 
 
 def test_builtin_consumer_dead_letters_poison_and_moves_on(pg, start_server, kafka_broker):
-    topics = fresh_topics(kafka_broker, "poison")
+    topics = kafka_broker.fresh_topics("poison")
     user = new_user("poison")
     poison = b"\x00\xffthis is not a CloudEvent"
     headers = [("content-type", b"application/cloudevents+json"), ("x-test", b"kept")]
@@ -666,7 +650,7 @@ def test_builtin_consumer_dead_letters_after_max_attempts_then_replay_works(
     # consume it at once): this test delivers the event itself
     db.psql("DELETE FROM outbox")
 
-    topics = fresh_topics(kafka_broker, "retry")
+    topics = kafka_broker.fresh_topics("retry")
     dlq = kafka_broker.reader(topics["dlq"], from_beginning=True)
     try:
         s = consumer_server(start_server, cluster.url, kafka_broker, topics,

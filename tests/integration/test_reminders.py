@@ -84,22 +84,9 @@ def topic_env(node, topics):
             "KAFKA_TOPIC_REMINDERS": topics["reminders"], "KAFKA_TOPIC_DLQ": topics["dlq"]}
 
 
-def fresh_topics(node, prefix):
-    """Topics of the caller's own: {"tasks", "reminders", "dlq"} -> name.
-    The reminders topic has 3 partitions like the real one (per-user order
-    only), the others one."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-    tag = uuid.uuid4().hex[:10]
-    names = {k: f"{prefix}-{k}-{tag}" for k in ("tasks", "reminders", "dlq")}
-    admin = AdminClient(node.client_config())
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=3 if k == "reminders" else 1, replication_factor=1)
-         for k, n in names.items()], operation_timeout=30)
-    for f in futures.values():
-        f.result(timeout=60)
-    for n in names.values():
-        node.partitions(n)            # visible in the metadata
-    return names
+# The reminders topic has 3 partitions like the real one (per-user order
+# only); the others one.
+REMINDER_PARTITIONS = {"reminders": 3}
 
 
 def start_rserver(start_server, db, node=None, topics=None, **env):
@@ -396,7 +383,7 @@ def db_ms(db, sql_interval):
 @pytest.fixture(scope="module")
 def rtopics(kafka_node):
     kafka_node.ensure_running()
-    return fresh_topics(kafka_node, "rem")
+    return kafka_node.fresh_topics("rem", REMINDER_PARTITIONS)
 
 
 @pytest.fixture(scope="module")
@@ -449,7 +436,7 @@ def test_thousand_reminders_two_processes_one_sigkilled(pg, start_server, kafka_
     reminders of a due date. 30 s in, one process is SIGKILLed. Every
     reminder must reach the topic with exactly one event id, be marked fired
     and, in the end, delivered."""
-    topics = fresh_topics(kafka_broker, "bulk")
+    topics = kafka_broker.fresh_topics("bulk", REMINDER_PARTITIONS)
     reader = kafka_broker.reader(topics["reminders"], from_beginning=True)
     try:
         env = dict(EVENTS_CONSUMER="kafka", DB_POOL_SIZE=4)
@@ -827,7 +814,7 @@ def test_delete_and_complete_cancel_and_reopen_restores_only_future_times(api, r
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_reminders_due_while_down_fire_once_at_the_next_start(pg, start_server, kafka_broker, sig):
-    topics = fresh_topics(kafka_broker, "restart")
+    topics = kafka_broker.fresh_topics("restart", REMINDER_PARTITIONS)
     reader = kafka_broker.reader(topics["reminders"], from_beginning=True)
     try:
         s1 = start_rserver(start_server, pg, kafka_broker, topics)
