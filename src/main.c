@@ -18,6 +18,7 @@
 #include "api/tasks.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/timefmt.h"
 #include "crypto/jwt.h"
 #include "db/db.h"
 #include "db/migrations.h"
@@ -437,7 +438,7 @@ static int run_token_command(int argc, char **argv)
     if (secret_check(&cfg) != 0)
         return 2;
     jwt_keys_t keys = jwt_keys_from(&cfg);
-    char *token = jwt_sign(&keys, user, (int64_t)time(NULL), ttl);
+    char *token = jwt_sign(&keys, user, timefmt_now_ms() / 1000, ttl);
     if (!token) {
         fprintf(stderr, "todo-backend: cannot sign the token\n");
         return 1;

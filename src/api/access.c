@@ -3,8 +3,8 @@
 
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
+#include "core/timefmt.h"
 #include "crypto/digest.h"
 #include "http/problem.h"
 #include "http/response.h"
@@ -87,7 +87,11 @@ const char *api_access_check(http_request_t *req)
         }
         const char *token = bearer_token(value, len, &token_len);
         char subject[JWT_MAX_SUBJECT + 1];
-        if (!token || jwt_verify(&access_cfg.keys, token, token_len, (int64_t)time(NULL), subject) != 0) {
+        /* Not time(): glibc reads the kernel's tick-updated coarse clock for it,
+         * which trails CLOCK_REALTIME by up to a tick, so a token issued "now"
+         * by another process could look issued in the future with no leeway. */
+        int64_t now_s = timefmt_now_ms() / 1000;
+        if (!token || jwt_verify(&access_cfg.keys, token, token_len, now_s, subject) != 0) {
             answer_unauthorized(req, true);
             return NULL;
         }

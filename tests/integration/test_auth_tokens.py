@@ -566,6 +566,22 @@ def test_clock_skew_zero(pg, start_server):
     assert rows_of(pg, [VICTIM]) == "0"
 
 
+def test_clock_skew_zero_accepts_a_token_issued_this_instant(pg, start_server):
+    """With no leeway, "iat" = this second must still pass. The server once read
+    time(), which glibc serves from the coarse clock: it trails the precise one
+    by up to a kernel tick, so near a second boundary a token stamped by this
+    process looked issued in the future (about 1 in 250 requests)."""
+    s = start_server(**auth_env(pg.url, AUTH_CLOCK_SKEW_S=0))
+    wait_ready(s)
+    user = new_user("instant")
+    refused = []
+    for i in range(1000):
+        r = s.get(f"/api/{user}/tasks", headers=bearer(good_token(user, iss=DROP, aud=DROP)))
+        if r.status != 200:
+            refused.append((i, r.status))
+    assert refused == [], f"{len(refused)} of 1000 fresh tokens refused: {refused[:5]}"
+
+
 def test_clock_skew_sixty(pg, start_server):
     s = start_server(**auth_env(pg.url, AUTH_CLOCK_SKEW_S=60))
     wait_ready(s)
