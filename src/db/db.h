@@ -40,7 +40,8 @@ typedef struct db_config {
     int statement_timeout_ms;
     int connect_timeout_ms;
     bool unlisted; /* a helper pool: kept out of /metrics (names would clash) */
-    /* When set, every connection LISTENs on this channel once connected,
+    /* When set (a plain lower-case identifier, or db_pool_new refuses
+     * it), every connection LISTENs on this channel once connected,
      * and on_notify gets each notification's payload. It also gets NULL
      * each time a connection starts listening: notifications sent while
      * none listened are lost, so the listener should look afresh. */
@@ -64,6 +65,7 @@ typedef struct db_migration {
  * or -1 with libpq's reason, on one line, in err. */
 int db_url_check(const char *url, char *err, size_t errlen);
 
+/* NULL when out of memory or when cfg->listen_channel is not plain. */
 db_pool_t *db_pool_new(uv_loop_t *loop, const db_config_t *cfg,
                        const db_statement_t *statements, int n_statements,
                        const db_migration_t *migrations, int n_migrations);

@@ -897,10 +897,26 @@ int db_url_check(const char *url, char *err, size_t errlen)
 
 static void on_sweep(uv_timer_t *t);
 
+/* LISTEN takes no parameters, so the channel is written into the SQL; only
+ * a plain lower-case identifier (at most NAMEDATALEN - 1 bytes) is let in,
+ * which cannot end its quotes or change its meaning. */
+static bool plain_identifier(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
 db_pool_t *db_pool_new(uv_loop_t *loop, const db_config_t *cfg,
                        const db_statement_t *statements, int n_statements,
                        const db_migration_t *migrations, int n_migrations)
 {
+    if (cfg->listen_channel && !plain_identifier(cfg->listen_channel))
+        return NULL;
     db_pool_t *pool = calloc(1, sizeof *pool);
     if (!pool)
         return NULL;

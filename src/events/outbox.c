@@ -631,7 +631,8 @@ events_outbox_t *events_outbox_new(uv_loop_t *loop, const events_outbox_config_t
     /* The connection comes last: nothing can fail after it. */
     o->db = db_pool_new(loop, &cfg->db, db_outbox_statements, DB_OUTBOX_STMT_COUNT, NULL, 0);
     if (!o->db) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "outbox connection: out of memory, or a listen channel that is "
+                              "not a plain identifier");
         goto fail; /* exits at once: the producer's handles die with the process */
     }
     uv_timer_init(loop, &o->tick);
