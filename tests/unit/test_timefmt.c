@@ -9,7 +9,6 @@
  * and hard-coded here. */
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include "core/timefmt.h"
 #include "unit.h"
